@@ -1,0 +1,361 @@
+"""Tests for nirbench.minsr: minSR == SR, the Cholesky fallback, and the conjugation conventions
+(X^T f = half the exact energy gradient on a fully enumerated 3-site TFI)."""
+
+import itertools
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from jax.flatten_util import ravel_pytree
+
+from nirbench import minsr
+from nirbench.minsr import (
+    jacobian_of_log_psi,
+    make_optimizer,
+    minsr_update,
+    natural_gradient_tree,
+    psd_solve,
+    solve_natural_gradient,
+    sr_matrices,
+    sr_update,
+)
+
+# Two shapes only (compilation dominates the run time): Ns < P and Ns > P.
+NS, P = 6, 40
+NS_BIG, P_SMALL = 30, 12
+
+
+def _random_problem(seed, n_samples=NS, n_params=P):
+    rng = np.random.default_rng(seed)
+    O = rng.normal(size=(n_samples, n_params)) + 1j * rng.normal(size=(n_samples, n_params))
+    eps = rng.normal(size=n_samples) + 1j * rng.normal(size=n_samples)
+    w = rng.uniform(0.1, 1.0, size=n_samples)
+    return O, eps, w / w.sum()
+
+
+# ----------------------------------------------------------------------------------------------
+# minSR == SR
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("n_samples,n_params", [(NS, P), (NS_BIG, P_SMALL)])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_minsr_equals_sr(n_samples, n_params, weighted):
+    O, eps, w = _random_problem(0, n_samples, n_params)
+    weights = w if weighted else None
+    X, f = sr_matrices(O, eps, weights)
+    assert X.shape == (2 * n_samples, n_params) and f.shape == (2 * n_samples,)
+    assert X.dtype == jnp.float64 and f.dtype == jnp.float64
+    d_min = np.asarray(minsr_update(X, f, 1e-3))
+    d_sr = np.asarray(sr_update(X, f, 1e-3))
+    assert d_min.shape == (n_params,)
+    tol = 1e-8 * max(1.0, np.abs(d_sr).max())
+    np.testing.assert_allclose(d_min, d_sr, rtol=0, atol=tol)
+    # and both solve the regularised normal equations (reference in NumPy)
+    Xn, fn = np.asarray(X), np.asarray(f)
+    np.testing.assert_allclose((Xn.T @ Xn + 1e-3 * np.eye(n_params)) @ d_min, Xn.T @ fn, atol=1e-8)
+    for mode in ("auto", "minsr", "sr"):
+        d = solve_natural_gradient(O, eps, weights, 1e-3, mode)
+        np.testing.assert_allclose(d, d_sr, rtol=0, atol=tol)
+
+
+def test_minsr_is_jittable():
+    O, eps, _ = _random_problem(1)
+    X, f = sr_matrices(O, eps)
+    jitted = jax.jit(minsr_update)(X, f, 1e-3)  # diag_shift traced: no Python branching
+    np.testing.assert_allclose(jitted, sr_update(X, f, 1e-3), atol=1e-8)
+
+
+def test_sr_matrices_centred_and_scaled():
+    O, eps, w = _random_problem(2)
+    X, f = (np.asarray(a) for a in sr_matrices(O, eps, w))
+    # weighted centring: sum_i sqrt(w_i) * row_i = 0 in both blocks
+    sw = np.sqrt(w)
+    np.testing.assert_allclose(sw @ X[:NS], 0.0, atol=1e-12)
+    np.testing.assert_allclose(sw @ X[NS:], 0.0, atol=1e-12)
+    np.testing.assert_allclose(sw @ f[:NS], 0.0, atol=1e-12)
+    np.testing.assert_allclose(sw @ f[NS:], 0.0, atol=1e-12)
+    # X^T f = Re <conj(O_c) eps_c>_w and X^T X = Re <O_c^H O_c>_w
+    o_c = O - w @ O
+    e_c = eps - w @ eps
+    np.testing.assert_allclose(X.T @ f, np.real((w[:, None] * o_c.conj()).T @ e_c), atol=1e-12)
+    np.testing.assert_allclose(X.T @ X, np.real((w[:, None] * o_c.conj()).T @ o_c), atol=1e-12)
+
+
+# ----------------------------------------------------------------------------------------------
+# fallback and rank deficiency
+# ----------------------------------------------------------------------------------------------
+def test_psd_solve_falls_back_on_cholesky_failure():
+    # indefinite matrix: Cholesky gives NaN -> eigh pseudo-inverse (negative eigenvalue dropped)
+    A = jnp.array([[1.0, 2.0], [2.0, 1.0]])  # eigenvalues 3, -1
+    b = jnp.array([1.0, 1.0])  # along the eigenvector of eigenvalue 3
+    x, used_fallback = psd_solve(A, b, return_info=True)
+    assert bool(used_fallback)
+    np.testing.assert_allclose(x, b / 3.0, atol=1e-12)
+    # exactly singular PSD matrix (zero pivot -> inf), under jit: minimum-norm solution
+    A = jnp.array([[1.0, 1.0], [1.0, 1.0]])
+    x, used_fallback = jax.jit(lambda a, c: psd_solve(a, c, return_info=True))(A, jnp.array([2.0, 2.0]))
+    assert bool(used_fallback)
+    np.testing.assert_allclose(x, [1.0, 1.0], atol=1e-12)
+    # a positive definite matrix takes the Cholesky path
+    A = jnp.array([[2.0, 0.5], [0.5, 1.0]])
+    x, used_fallback = psd_solve(A, b, return_info=True)
+    assert not bool(used_fallback)
+    np.testing.assert_allclose(A @ x, b, atol=1e-12)
+
+
+def test_rank_deficient_tiny_shift():
+    rng = np.random.default_rng(3)
+    rank = 5  # X is (2 NS, P) = (12, 40) with rank 5
+    X = rng.normal(size=(2 * NS, rank)) @ rng.normal(size=(rank, P))
+    f = X @ rng.normal(size=P)  # f in range(X): the limit lambda -> 0 is well defined
+    expected = np.linalg.pinv(X) @ f  # minimum-norm least-squares solution = SR's lambda -> 0 limit
+    scale = np.abs(expected).max()
+    d_min = minsr_update(X, f, 1e-12)
+    d_sr = sr_update(X, f, 1e-12)
+    assert bool(jnp.all(jnp.isfinite(d_min))) and bool(jnp.all(jnp.isfinite(d_sr)))
+    # cond(X X^T + 1e-12) ~ 1e14: minSR keeps ~1e-4 relative accuracy
+    np.testing.assert_allclose(d_min, expected, atol=1e-3 * scale)
+    # SR's (P, P) system has 35 null directions and is worse at lambda = 1e-12, so compare
+    # SR and minSR tightly where SR is well conditioned, and only loosely at 1e-12
+    np.testing.assert_allclose(sr_update(X, f, 1e-8), minsr_update(X, f, 1e-8), atol=1e-5 * scale)
+    np.testing.assert_allclose(d_sr, expected, atol=0.2 * scale)
+
+
+def test_duplicate_samples_finite():
+    # resampling produces duplicated configurations: identical rows in X and f
+    O, eps, _ = _random_problem(4, NS - 2)
+    O = np.concatenate([O, O[:2]])
+    eps = np.concatenate([eps, eps[:2]])
+    X, f = sr_matrices(O, eps)
+    d_min = minsr_update(X, f, 1e-12)
+    assert bool(jnp.all(jnp.isfinite(d_min)))
+    np.testing.assert_allclose(d_min, np.linalg.pinv(np.asarray(X)) @ np.asarray(f), atol=1e-6)
+
+
+# ----------------------------------------------------------------------------------------------
+# argument checks and weights
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("bad", [0.0, -1e-3, float("nan")])
+def test_nonpositive_shift_raises(bad):
+    O, eps, _ = _random_problem(5)
+    X, f = np.zeros((2 * NS, P)), np.zeros(2 * NS)
+    with pytest.raises(ValueError, match="diag_shift"):
+        minsr_update(X, f, bad)
+    with pytest.raises(ValueError, match="diag_shift"):
+        sr_update(X, f, bad)
+    with pytest.raises(ValueError, match="diag_shift"):
+        solve_natural_gradient(O, eps, diag_shift=bad)
+
+
+def test_bad_arguments_raise():
+    O, eps, _ = _random_problem(6)
+    with pytest.raises(ValueError, match="mode"):
+        solve_natural_gradient(O, eps, mode="cg")
+    with pytest.raises(ValueError, match="weights"):
+        sr_matrices(O, eps, np.ones(NS + 1))
+    with pytest.raises(ValueError, match="eps"):
+        sr_matrices(O, eps[:2])
+    with pytest.raises(ValueError, match="real"):
+        minsr_update(O, eps, 1e-3)
+    with pytest.raises(ValueError, match="optimizer"):
+        make_optimizer("lbfgs")
+
+
+def test_uniform_weights_equal_unweighted():
+    O, eps, _ = _random_problem(7)
+    X0, f0 = sr_matrices(O, eps)
+    X1, f1 = sr_matrices(O, eps, np.full(NS, 1.0 / NS))
+    X2, f2 = sr_matrices(O, eps, np.full(NS, 3.0))  # unnormalised: renormalised internally
+    for X, f in ((X1, f1), (X2, f2)):
+        np.testing.assert_allclose(X, X0, atol=1e-14)
+        np.testing.assert_allclose(f, f0, atol=1e-14)
+    np.testing.assert_allclose(
+        solve_natural_gradient(O, eps, np.full(NS, 1.0 / NS)), solve_natural_gradient(O, eps), atol=1e-12
+    )
+
+
+def test_weights_equal_duplicated_samples():
+    # integer weights == repeating the samples that many times (importance mode vs resampled mode)
+    O, eps, _ = _random_problem(8, NS - 2)
+    counts = np.array([1, 2, 2, 1])  # sums to NS
+    Xw, fw = (np.asarray(a) for a in sr_matrices(O, eps, counts.astype(float)))
+    idx = np.repeat(np.arange(NS - 2), counts)
+    Xd, fd = (np.asarray(a) for a in sr_matrices(O[idx], eps[idx]))
+    np.testing.assert_allclose(Xw.T @ fw, Xd.T @ fd, atol=1e-12)
+    np.testing.assert_allclose(Xw.T @ Xw, Xd.T @ Xd, atol=1e-12)
+    # a zero weight removes a sample: compare with the unweighted formulas on the others
+    rng = np.random.default_rng(9)
+    O_ext = np.concatenate([100.0 * rng.normal(size=(1, P)), O, O[:1]])  # (NS, P)
+    eps_ext = np.concatenate([[50.0 + 7j], eps, eps[:1]])
+    w0 = np.ones(NS)
+    w0[0] = 0.0
+    Xz, fz = (np.asarray(a) for a in sr_matrices(O_ext, eps_ext, w0))
+    o_c = O_ext[1:] - O_ext[1:].mean(axis=0)
+    e_c = eps_ext[1:] - eps_ext[1:].mean()
+    np.testing.assert_allclose(Xz.T @ fz, np.real(o_c.conj().T @ e_c) / (NS - 1), atol=1e-12)
+
+
+# ----------------------------------------------------------------------------------------------
+# conventions against the exact energy gradient (3-site TFI, full enumeration)
+# ----------------------------------------------------------------------------------------------
+N_SITES = 3
+G_FIELD = 0.7
+
+
+def _dense_tfi(n_sites, g):
+    """Open-chain TFI H = -sum Z_j Z_{j+1} - g sum X_j; basis ordered as integers, bit 1 = spin down
+    at site 0 for the most significant bit (spin s = +1 <-> sigma^z = +1)."""
+    Z = np.diag([1.0, -1.0])
+    Xp = np.array([[0.0, 1.0], [1.0, 0.0]])
+    eye = np.eye(2)
+
+    def op(ops):
+        out = np.ones((1, 1))
+        for o in ops:
+            out = np.kron(out, o)
+        return out
+
+    H = np.zeros((2**n_sites, 2**n_sites))
+    for j in range(n_sites - 1):
+        H -= op([Z if k in (j, j + 1) else eye for k in range(n_sites)])
+    for j in range(n_sites):
+        H -= g * op([Xp if k == j else eye for k in range(n_sites)])
+    states = np.arange(2**n_sites)
+    bits = (states[:, None] >> np.arange(n_sites - 1, -1, -1)) & 1
+    return jnp.asarray(H), jnp.asarray(1 - 2 * bits, dtype=jnp.float64)
+
+
+class ToyLogPsi(eqx.Module):
+    """Complex log psi with real parameters: tiny one-hidden-layer net with two real heads."""
+
+    W: jnp.ndarray
+    b: jnp.ndarray
+    c_re: jnp.ndarray
+    c_im: jnp.ndarray
+    a: jnp.ndarray
+    activation: str = eqx.field(static=True, default="tanh")
+    n_hidden: int = 4  # a non-array leaf: must be ignored by the filters
+
+    def __call__(self, s):
+        h = jnp.tanh(self.W @ s + self.b)
+        return self.a @ s + h @ self.c_re + 1j * (h @ self.c_im + jnp.pi * 0.3 * jnp.sum(s * self.a))
+
+
+def _toy_model(seed=0):
+    k = jax.random.split(jax.random.PRNGKey(seed), 5)
+    return ToyLogPsi(
+        W=0.7 * jax.random.normal(k[0], (4, N_SITES)),
+        b=0.3 * jax.random.normal(k[1], (4,)),
+        c_re=0.5 * jax.random.normal(k[2], (4,)),
+        c_im=0.8 * jax.random.normal(k[3], (4,)),
+        a=0.4 * jax.random.normal(k[4], (N_SITES,)),
+    )
+
+
+def _log_psi(model, s):
+    return model(s)
+
+
+def _exact_energy(model, H, configs):
+    psi = jnp.exp(jax.vmap(model)(configs))
+    return jnp.real(jnp.vdot(psi, H @ psi) / jnp.vdot(psi, psi))
+
+
+def _exact_vmc_inputs(model, H, configs):
+    psi = jnp.exp(jax.vmap(model)(configs))
+    w = jnp.abs(psi) ** 2
+    w = w / jnp.sum(w)
+    eps = (H @ psi) / psi
+    O = jacobian_of_log_psi(_log_psi, model, configs)
+    return O, eps, w
+
+
+def test_jacobian_of_log_psi_matches_finite_differences():
+    model = _toy_model(1)
+    _, configs = _dense_tfi(N_SITES, G_FIELD)
+    O = jacobian_of_log_psi(_log_psi, model, configs)
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+    flat, unravel = ravel_pytree(params)
+    assert O.shape == (2**N_SITES, flat.shape[0]) and jnp.iscomplexobj(O)
+
+    @jax.jit
+    def log_psi_flat(theta):
+        return jax.vmap(eqx.combine(unravel(theta), static))(configs)
+
+    h = 1e-6
+    for k in (0, 5, flat.shape[0] - 1):
+        e = jnp.zeros_like(flat).at[k].set(h)
+        fd = (log_psi_flat(flat + e) - log_psi_flat(flat - e)) / (2 * h)
+        np.testing.assert_allclose(O[:, k], fd, atol=1e-7)
+
+
+def test_xtf_is_half_exact_energy_gradient():
+    H, configs = _dense_tfi(N_SITES, G_FIELD)
+    model = _toy_model(0)
+    O, eps, w = _exact_vmc_inputs(model, H, configs)
+    X, f = sr_matrices(O, eps, w)
+    # exact gradient of E(theta) = <psi|H|psi>/<psi|psi> w.r.t. the real parameters
+    grad_tree = eqx.filter_grad(_exact_energy)(model, H, configs)
+    grad, _ = ravel_pytree(eqx.filter(grad_tree, eqx.is_inexact_array))
+    assert float(jnp.abs(grad).max()) > 1e-2  # non-trivial
+    np.testing.assert_allclose(2.0 * (X.T @ f), grad, atol=1e-10)
+    # eq. 6 of the paper, written out with conj(O)
+    eq6 = 2 * jnp.real(w @ (eps[:, None] * O.conj()) - (w @ eps) * (w @ O.conj()))
+    np.testing.assert_allclose(eq6, grad, atol=1e-10)
+    # the conjugate convention (f built from conj(eps)) would be wrong here
+    f_wrong = jnp.concatenate([f[: len(eps)], -f[len(eps) :]])
+    assert float(jnp.abs(2.0 * (X.T @ f_wrong) - grad).max()) > 1e-3
+    # the local energies reproduce the exact energy
+    np.testing.assert_allclose(jnp.real(w @ eps), _exact_energy(model, H, configs), atol=1e-12)
+
+
+@pytest.mark.parametrize("opt_name", ["sgd", "adam"])
+def test_natural_gradient_step_lowers_energy(opt_name):
+    H, configs = _dense_tfi(N_SITES, G_FIELD)
+    model = _toy_model(2)
+    params = eqx.filter(model, eqx.is_inexact_array)
+    optimizer = make_optimizer(opt_name, learning_rate=1e-2)
+    # Adam rescales each coordinate, so Adam(SR direction) is only a descent direction when the
+    # direction is not too ill-conditioned: use a larger shift for it (sgd descends at 1e-3 too)
+    shift = 1e-3 if opt_name == "sgd" else 1e-1
+    opt_state = optimizer.init(params)
+    energies = [float(_exact_energy(model, H, configs))]
+    for _ in range(3):
+        O, eps, w = _exact_vmc_inputs(model, H, configs)
+        direction = natural_gradient_tree(model, O, eps, w, diag_shift=shift)
+        # the direction has the structure of the filtered parameters
+        assert jax.tree_util.tree_structure(direction) == jax.tree_util.tree_structure(params)
+        assert direction.n_hidden is None
+        updates, opt_state = optimizer.update(direction, opt_state, eqx.filter(model, eqx.is_inexact_array))
+        model = eqx.apply_updates(model, updates)
+        energies.append(float(_exact_energy(model, H, configs)))
+    assert all(b < a for a, b in itertools.pairwise(energies)), energies
+    # the opposite sign would raise the energy: the direction points uphill like a gradient
+    O, eps, w = _exact_vmc_inputs(model, H, configs)
+    direction = natural_gradient_tree(model, O, eps, w, diag_shift=1e-3)
+    uphill = eqx.apply_updates(model, jax.tree_util.tree_map(lambda d: 1e-2 * d, direction))
+    assert float(_exact_energy(uphill, H, configs)) > energies[-1]
+
+
+def test_natural_gradient_tree_matches_flat_and_rejects_complex_params():
+    H, configs = _dense_tfi(N_SITES, G_FIELD)
+    model = _toy_model(3)
+    O, eps, w = _exact_vmc_inputs(model, H, configs)
+    tree = natural_gradient_tree(model, O, eps, w, diag_shift=1e-2, mode="minsr")
+    flat_tree, _ = ravel_pytree(tree)
+    np.testing.assert_allclose(flat_tree, solve_natural_gradient(O, eps, w, 1e-2, "sr"), atol=1e-8)
+    with pytest.raises(ValueError, match="jacobian"):
+        natural_gradient_tree(model, O[:, :-1], eps, w)
+    complex_model = eqx.tree_at(lambda m: m.a, model, model.a.astype(jnp.complex128))
+    with pytest.raises(ValueError, match="real parameters"):
+        jacobian_of_log_psi(_log_psi, complex_model, configs)
+
+
+def test_make_optimizer_types():
+    assert isinstance(make_optimizer("adam"), optax.GradientTransformation)
+    assert isinstance(make_optimizer("sgd", 0.1), optax.GradientTransformation)
+    upd, _ = make_optimizer("sgd", 0.5).update(jnp.ones(3), make_optimizer("sgd", 0.5).init(jnp.ones(3)))
+    np.testing.assert_allclose(upd, -0.5 * jnp.ones(3))
+    assert minsr.MODES == ("auto", "minsr", "sr")
