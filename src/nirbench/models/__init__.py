@@ -1,0 +1,105 @@
+"""Neural-network wave functions: single-state networks, symmetry wrappers, multi-state NQS.
+
+``build_nqs`` assembles the networks used in the experiments:
+
+* ``net="mlp"``: ``MLP`` (paper section 4.2; the TFI experiments).
+* ``net="rescnn"``: ``ResCNN`` (paper section 4.5; the J1-J2 experiment), translation
+  invariant by construction (circular convolutions + global average pooling).
+
+Symmetries (``symmetries=True``) depend on the model:
+
+* J1-J2 (``hamiltonian.name == "j1j2"``): each single-state network is
+  ``PermutationAveraged(SpinFlipSymmetric(net), perms)`` with ``perms`` the lattice point group
+  for the ResCNN (translations are built in) and the full ``lattice.symmetry_group()``
+  (translations x point group) for the MLP. The ResCNN uses the spin-flip *average*
+  (``mode="average"``) because the paper's "flip if ``s[0] < 0``" rule singles out site 0 and
+  would break the CNN's translation invariance; inside the full-group average of the MLP the
+  cheaper ``mode="first"`` is exact. The result is invariant under every lattice symmetry and
+  the global spin flip, so *all K states* lie in the fully symmetric sector (for K > 1 the
+  excited states found are the lowest symmetric ones, e.g. no triplets).
+  Note that averaging over ``symmetry_group()`` costs ``|G|`` network calls per configuration
+  (800 on 10x10).
+* TFI: nothing is imposed. The excited states of the multi-state TFI runs include spin-flip-odd
+  states (the ordered phase's partner of the ground state) and non-zero-momentum states, so
+  neither spin flip nor lattice averaging may be enforced. Beware that the ResCNN is
+  translation invariant regardless, so with periodic boundaries and K > 1 it can only find
+  zero-momentum states.
+
+Independently of ``symmetries``, a model studied in a magnetisation sector
+(``hamiltonian.magnetisation is not None``, i.e. J1-J2) gets the outermost
+``MagnetisationPenalty(..., magnetisation, sector_penalty)`` (paper: 30), which keeps samplers
+such as NIR, whose proposal ignores the sector, out of the other sectors. Pass
+``sector_penalty=None`` to leave it out.
+"""
+
+from __future__ import annotations
+
+import jax
+
+from nirbench.models.mlp import MLP
+from nirbench.models.multistate import MultiStateNQS, batched_log_prob, batched_log_psi, stack_networks
+from nirbench.models.rescnn import ResCNN
+from nirbench.models.symmetry import MagnetisationPenalty, PermutationAveraged, SpinFlipSymmetric
+
+NETS = ("mlp", "rescnn")
+
+__all__ = [
+    "MLP",
+    "NETS",
+    "MagnetisationPenalty",
+    "MultiStateNQS",
+    "PermutationAveraged",
+    "ResCNN",
+    "SpinFlipSymmetric",
+    "batched_log_prob",
+    "batched_log_psi",
+    "build_nqs",
+    "stack_networks",
+]
+
+
+def build_nqs(
+    hamiltonian,
+    net: str = "mlp",
+    n_states: int = 1,
+    *,
+    width: int = 128,
+    depth: int = 4,
+    channels: int = 16,
+    n_blocks: int = 4,
+    symmetries: bool = True,
+    sector_penalty: float | None = 30.0,
+    key: jax.Array,
+) -> MultiStateNQS:
+    """Build the K-state NQS for ``hamiltonian`` (see the module docstring for the symmetries).
+
+    Args:
+        hamiltonian: a ``nirbench.hamiltonians.Hamiltonian`` (gives the lattice and model name).
+        net: ``"mlp"`` (uses ``width``, ``depth``) or ``"rescnn"`` (uses ``channels``, ``n_blocks``).
+        n_states: K, the number of states (1 = ordinary single-state NQS).
+        symmetries: impose the model's symmetries (J1-J2 only; no effect for TFI).
+        sector_penalty: penalty on ``Re log psi`` outside ``hamiltonian.magnetisation``
+            (ignored when the model has no sector; ``None`` disables it).
+        key: PRNG key.
+    """
+    if net not in NETS:
+        raise ValueError(f"unknown network net={net!r}; choose one of {NETS}")
+    lattice = hamiltonian.lattice
+    is_j1j2 = getattr(hamiltonian, "name", None) == "j1j2"
+    magnetisation = getattr(hamiltonian, "magnetisation", None)
+
+    def make_network(k):
+        if net == "mlp":
+            network = MLP(lattice.n_sites, width=width, depth=depth, key=k)
+        else:
+            network = ResCNN(lattice.lx, lattice.ly, channels=channels, n_blocks=n_blocks, key=k)
+        if symmetries and is_j1j2:
+            if net == "mlp":
+                network = PermutationAveraged(SpinFlipSymmetric(network, "first"), lattice.symmetry_group())
+            else:
+                network = PermutationAveraged(SpinFlipSymmetric(network, "average"), lattice.point_group())
+        if magnetisation is not None and sector_penalty is not None:
+            network = MagnetisationPenalty(network, magnetisation, float(sector_penalty))
+        return network
+
+    return MultiStateNQS(make_network, n_states, key=key)

@@ -1,0 +1,183 @@
+"""Estimators: local energies (single- and multi-state), averages, statistics, ESS, JSD.
+
+Conventions:
+
+* A single configuration ``s`` has shape ``(N,)``; a K-tuple ``(K, N)``; a batch ``(B, K, N)``.
+* ``hamiltonian.connected(s)`` gives ``(s_conn (M, N), mels (M,))`` with
+  ``mels[m] = <s|H|s_conn[m]>`` (zero on padding entries).
+* Single state: ``E_loc(s) = sum_m mels_m psi(s'_m) / psi(s)`` (paper eq. 4).
+* Multi-state (paper eq. 3): ``E_loc = A^-1 B`` with ``A_kj = psi_j(s^k)`` and
+  ``B_kj = (H psi_j)(s^k)``. Its exact average over ``|Psi|^2`` is ``S^-1 H_sub`` with
+  ``S_ij = <psi_i|psi_j>`` and ``H_ij = <psi_i|H|psi_j>`` (index ``[i, j]``, no transpose),
+  and its eigenvalues estimate the K lowest energies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.special import logsumexp
+
+
+def _ratio_sum(mels: jax.Array, log_ratios: jax.Array) -> jax.Array:
+    """``sum_m mels_m exp(log_ratios_m)`` over axis 0, with padding (``mels == 0``) skipped.
+
+    The guard keeps a zero matrix element times an overflowing ratio from giving NaN.
+    """
+    mels = mels.reshape(mels.shape + (1,) * (log_ratios.ndim - mels.ndim))
+    terms = jnp.where(mels != 0, mels * jnp.exp(jnp.where(mels != 0, log_ratios, 0.0)), 0.0)
+    return jnp.sum(terms, axis=0)
+
+
+def local_energy(log_psi_fn: Callable[[jax.Array], jax.Array], hamiltonian, s: jax.Array) -> jax.Array:
+    """Single-state local energy: ``s`` of shape ``(N,)`` -> complex ``(H psi)(s) / psi(s)``.
+
+    ``log_psi_fn`` maps ``(N,) -> complex log psi``; it is evaluated on the ``M`` connected
+    configurations in one ``vmap``.
+    """
+    s = jnp.asarray(s)
+    s_conn, mels = hamiltonian.connected(s)
+    log_conn = jax.vmap(log_psi_fn)(s_conn)
+    return _ratio_sum(mels, log_conn - log_psi_fn(s))
+
+
+def local_energies(log_psi_fn, hamiltonian, configs: jax.Array) -> jax.Array:
+    """``local_energy`` over a batch: ``configs`` of shape ``(B, N)`` -> complex ``(B,)``."""
+    return jax.vmap(lambda s: local_energy(log_psi_fn, hamiltonian, s))(jnp.asarray(configs))
+
+
+def local_energy_matrix(nqs, hamiltonian, s: jax.Array) -> jax.Array:
+    """Multi-state local energy matrix: ``s`` of shape ``(K, N)`` -> complex ``(K, K)``.
+
+    ``E_loc = A^-1 B`` with ``A_kj = psi_j(s^k)``, ``B_kj = sum_m mels_km psi_j(s'_km)``, where
+    ``(s'_km, mels_km)`` are the configurations connected to ``s^k``. Row ``k`` of ``A`` and
+    ``B`` is rescaled by ``exp(-m_k)``, ``m_k = max_j Re log psi_j(s^k)`` (this cancels in
+    ``A^-1 B``), and the system is solved with ``jnp.linalg.solve``. All K networks are
+    evaluated on the K tuple members and all ``K * M`` connected configurations in one
+    batched ``nqs.log_amplitudes`` call. For K = 1 this is ``local_energy``.
+
+    ``nqs`` is a ``MultiStateNQS`` (anything with ``n_states`` and ``log_amplitudes``). A tuple
+    with a repeated configuration has a singular ``A`` (``Psi = 0``, never sampled) and gives
+    non-finite entries.
+    """
+    s = jnp.asarray(s)
+    n_states, n_sites = s.shape
+    if n_states != nqs.n_states:
+        raise ValueError(f"local_energy_matrix expects a K-tuple of shape ({nqs.n_states}, N), got {s.shape}")
+    s_conn, mels = jax.vmap(hamiltonian.connected)(s)  # (K, M, N), (K, M)
+    n_conn = s_conn.shape[1]
+    configs = jnp.concatenate([s.astype(s_conn.dtype), s_conn.reshape(n_states * n_conn, n_sites)])
+    log_amps = nqs.log_amplitudes(configs)  # (K + K*M, K)
+    log_a = log_amps[:n_states]  # [k, j] = log psi_j(s^k)
+    log_conn = log_amps[n_states:].reshape(n_states, n_conn, n_states)  # [k, m, j]
+    shift = jax.lax.stop_gradient(jnp.max(log_a.real, axis=1))  # m_k
+    a = jnp.exp(log_a - shift[:, None])
+    b = jax.vmap(_ratio_sum)(mels, log_conn - shift[:, None, None])  # (K, K)
+    return jnp.linalg.solve(a, b)
+
+
+def local_energy_matrices(nqs, hamiltonian, configs: jax.Array) -> jax.Array:
+    """``local_energy_matrix`` over a batch: ``configs`` ``(B, K, N)`` -> complex ``(B, K, K)``."""
+    return jax.vmap(lambda s: local_energy_matrix(nqs, hamiltonian, s))(jnp.asarray(configs))
+
+
+def _normalised(weights: jax.Array) -> jax.Array:
+    weights = jnp.asarray(weights)
+    return weights / jnp.sum(weights)
+
+
+def mean_energy_matrix(e_loc: jax.Array, weights: jax.Array | None = None) -> jax.Array:
+    """``e_loc`` of shape ``(B, K, K)`` -> ``(K, K)`` sample mean.
+
+    With ``weights`` (shape ``(B,)``, non-negative) the self-normalised weighted mean
+    ``sum_b w_b e_loc_b / sum_b w_b`` (weights that already sum to 1 are used as they are).
+    """
+    e_loc = jnp.asarray(e_loc)
+    if weights is None:
+        return jnp.mean(e_loc, axis=0)
+    return jnp.tensordot(_normalised(weights).astype(e_loc.dtype), e_loc, axes=1)
+
+
+def energy_levels(mean_matrix: jax.Array, host: bool | None = None) -> jax.Array:
+    """``(K, K)`` energy matrix -> ``(K,)`` real parts of its eigenvalues, sorted ascending.
+
+    The general (non-Hermitian) eigenvalues are needed: the estimated matrix is ``S^-1 H_sub``,
+    not Hermitian. Jittable. On the CPU backend this is ``jnp.linalg.eigvals``; elsewhere
+    (``host=None``, the default) or with ``host=True`` the tiny K x K problem is solved by
+    NumPy through ``jax.pure_callback``, since non-symmetric ``eig`` is not available on
+    every accelerator build of JAX.
+    """
+    matrix = jnp.asarray(mean_matrix)
+    if host is None:
+        host = jax.default_backend() != "cpu"
+    if host:
+        dtype = jnp.result_type(matrix.dtype, jnp.complex64)
+
+        def host_eigvals(m):
+            return np.linalg.eigvals(np.asarray(m)).astype(dtype)
+
+        result = jax.ShapeDtypeStruct(matrix.shape[:-1], dtype)
+        eigenvalues = jax.pure_callback(host_eigvals, result, matrix, vmap_method="sequential")
+    else:
+        eigenvalues = jnp.linalg.eigvals(matrix)
+    return jnp.sort(jnp.real(eigenvalues))
+
+
+def effective_sample_size(log_weights: jax.Array) -> jax.Array:
+    """Kish effective sample size ``(sum w)^2 / sum w^2`` from log weights ``(B,)``.
+
+    Computed in the log domain as ``exp(2 logsumexp(lw) - logsumexp(2 lw))``, so any common
+    offset of the log weights cancels and nothing overflows. Lies in ``[1, B]``.
+    """
+    log_weights = jnp.asarray(log_weights)
+    return jnp.exp(2.0 * logsumexp(log_weights) - logsumexp(2.0 * log_weights))
+
+
+def jensen_shannon_divergence(p, q) -> jax.Array:
+    """Jensen-Shannon divergence in nats (natural log; at most ``ln 2``).
+
+    ``JSD = KL(p || m) / 2 + KL(q || m) / 2`` with ``m = (p + q) / 2`` and ``0 log 0 = 0``.
+    ``p`` and ``q`` are non-negative vectors over the same support (same shape); they are
+    normalised to sum to 1. Equals ``scipy.spatial.distance.jensenshannon(p, q) ** 2``.
+    """
+    p, q = jnp.asarray(p, dtype=float), jnp.asarray(q, dtype=float)
+    if p.shape != q.shape:
+        raise ValueError(f"p and q must have the same shape, got {p.shape} and {q.shape}")
+    p, q = p / jnp.sum(p), q / jnp.sum(q)
+    m = 0.5 * (p + q)
+
+    def kl_to_m(x):
+        positive = x > 0
+        safe_x = jnp.where(positive, x, 1.0)
+        safe_m = jnp.where(positive, m, 1.0)
+        return jnp.sum(jnp.where(positive, x * (jnp.log(safe_x) - jnp.log(safe_m)), 0.0))
+
+    return 0.5 * kl_to_m(p) + 0.5 * kl_to_m(q)
+
+
+def energy_statistics(e_loc_trace: jax.Array, weights: jax.Array | None = None) -> dict:
+    """Mean, variance and standard error of local energies.
+
+    Args:
+        e_loc_trace: ``(B,)`` local energies (real or complex; for K states, ``tr E_loc``).
+        weights: optional non-negative ``(B,)`` importance weights (self-normalised here).
+
+    Returns:
+        ``dict(mean, variance, error)``: ``mean`` has the input's dtype (complex stays complex),
+        ``variance = <|E - mean|^2>`` (real, population form), ``error = sqrt(variance / n)``
+        with ``n = B``, or with weights the Kish effective sample size
+        ``(sum w)^2 / sum w^2``.
+    """
+    e = jnp.asarray(e_loc_trace)
+    if weights is None:
+        w = jnp.full(e.shape, 1.0 / e.shape[0])
+        n = e.shape[0]
+    else:
+        w = _normalised(weights)
+        n = 1.0 / jnp.sum(w**2)
+    mean = jnp.sum(w * e)
+    variance = jnp.sum(w * jnp.abs(e - mean) ** 2)
+    return {"mean": mean, "variance": variance, "error": jnp.sqrt(variance / n)}

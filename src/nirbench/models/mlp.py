@@ -1,0 +1,59 @@
+"""Multilayer-perceptron NQS (paper section 4.2).
+
+``MLP(n_sites, width, depth)`` maps a configuration ``s`` of shape ``(N,)`` (entries +-1, any
+dtype; cast to the parameters' float dtype) to a complex scalar ``log psi(s)``:
+
+    h_0 = s,   h_l = GELU(LayerNorm(W_l h_{l-1} + b_l))  for l = 1..depth,
+    (a, b) = W_out h_depth + b_out,   log psi = a + i b.
+
+Every hidden linear projection is followed by layer normalisation and GELU, as in the paper.
+The output layer is initialised small (weights scaled by ``final_scale``, bias zero) so a new
+network is close to, but not exactly, the uniform state.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+
+def _scaled_linear(linear: eqx.nn.Linear, scale: float) -> eqx.nn.Linear:
+    """``linear`` with its weight multiplied by ``scale`` and its bias set to zero."""
+    linear = eqx.tree_at(lambda lin: lin.weight, linear, linear.weight * scale)
+    if linear.bias is not None:
+        linear = eqx.tree_at(lambda lin: lin.bias, linear, jnp.zeros_like(linear.bias))
+    return linear
+
+
+class MLP(eqx.Module):
+    """MLP wave function ``s (N,) -> log psi(s)`` (complex scalar).
+
+    Args:
+        n_sites: number of sites ``N`` (input width).
+        width: neurons per hidden layer (paper: 256).
+        depth: number of hidden layers, each Linear -> LayerNorm -> GELU (paper: 4).
+        final_scale: factor applied to the initial output weights (output bias starts at 0).
+        key: PRNG key.
+    """
+
+    hidden: tuple[eqx.nn.Linear, ...]
+    norms: tuple[eqx.nn.LayerNorm, ...]
+    output: eqx.nn.Linear
+
+    def __init__(self, n_sites: int, width: int = 128, depth: int = 4, *, final_scale: float = 0.1, key):
+        if depth < 1:
+            raise ValueError(f"depth (number of hidden layers) must be >= 1, got {depth}")
+        keys = jax.random.split(key, depth + 1)
+        sizes = [n_sites] + [width] * depth
+        self.hidden = tuple(eqx.nn.Linear(sizes[i], sizes[i + 1], key=keys[i]) for i in range(depth))
+        self.norms = tuple(eqx.nn.LayerNorm(width) for _ in range(depth))
+        self.output = _scaled_linear(eqx.nn.Linear(width, 2, key=keys[-1]), final_scale)
+
+    def __call__(self, s: jax.Array) -> jax.Array:
+        """``s`` of shape ``(N,)`` -> complex ``log psi(s)`` (shape ``()``)."""
+        x = jnp.asarray(s).astype(self.output.weight.dtype)
+        for linear, norm in zip(self.hidden, self.norms):
+            x = jax.nn.gelu(norm(linear(x)))
+        out = self.output(x)
+        return out[0] + 1j * out[1]

@@ -1,0 +1,134 @@
+"""Multi-state NQS (Pfau et al. 2024; paper eq. 2): ``Psi(s^1..s^K) = det[psi_j(s^k)]``.
+
+The K single-state networks are stored *stacked*: every array leaf of ``networks`` has a
+leading axis of length K (the K networks are built from K keys and their array leaves
+stacked) and they are evaluated together with ``eqx.filter_vmap``. ``K = 1`` is the
+ordinary single-state NQS, and then ``log_psi`` is exactly ``log psi_1(s^1)``.
+
+Conventions:
+
+* A K-tuple of configurations has shape ``(K, N)``; row ``k`` is ``s^k``.
+* ``log_amplitudes(s)[k, j] = log psi_j(s^k)``: rows are configurations, columns are states,
+  i.e. the matrix ``A_kj = psi_j(s^k)`` of eq. 2 in log form.
+* A tuple containing the same configuration twice has ``Psi = 0``: ``log_prob = -inf``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def _call(net, s):
+    return net(s)
+
+
+def _stack(*leaves):
+    """Stack equal-shaped array leaves along a new axis 0 (on the host when not traced)."""
+    if not any(isinstance(leaf, jax.core.Tracer) for leaf in leaves):
+        try:  # host stacking: no compilation per leaf shape
+            return jnp.asarray(np.stack([np.asarray(leaf) for leaf in leaves]))
+        except TypeError:  # e.g. typed PRNG key arrays
+            pass
+    return jnp.stack(leaves)
+
+
+def stack_networks(networks) -> eqx.Module:
+    """Stack single-state networks of identical structure into one module (leading axis K).
+
+    Array leaves (parameters, and integer arrays such as permutations) are stacked; everything
+    else is taken from the first network.
+    """
+    networks = list(networks)
+    arrays = [eqx.filter(net, eqx.is_array) for net in networks]
+    static = eqx.filter(networks[0], eqx.is_array, inverse=True)
+    try:
+        stacked = jax.tree_util.tree_map(_stack, *arrays)
+    except ValueError as error:
+        raise ValueError(f"the K networks must have identical structure and shapes: {error}") from None
+    return eqx.combine(stacked, static)
+
+
+class MultiStateNQS(eqx.Module):
+    """K stacked single-state networks combined by a determinant.
+
+    Args:
+        make_network: ``key -> eqx.Module`` building one single-state network
+            (``__call__(s: (N,)) -> complex log psi``). It is called once per key (not under
+            a transform, so initialisation compiles once per shape, whatever K) and must
+            build the same structure for every key.
+        n_states: the number K of states (>= 1).
+        key: PRNG key; split into K keys, one per network.
+    """
+
+    networks: eqx.Module
+    n_states: int = eqx.field(static=True)
+
+    def __init__(self, make_network: Callable[[jax.Array], eqx.Module], n_states: int, *, key):
+        if int(n_states) < 1:
+            raise ValueError(f"the number of states K (n_states) must be >= 1, got {n_states}")
+        self.n_states = int(n_states)
+        keys = jax.random.split(key, self.n_states)
+        self.networks = stack_networks(make_network(keys[j]) for j in range(self.n_states))
+
+    def network(self, j: int) -> eqx.Module:
+        """The single-state network ``psi_j`` (0-based ``j``), unstacked."""
+        if not 0 <= j < self.n_states:
+            raise IndexError(f"state index {j} out of range for K = {self.n_states}")
+        return jax.tree_util.tree_map(lambda x: x[j] if eqx.is_array(x) else x, self.networks)
+
+    def _all_states(self, s: jax.Array) -> jax.Array:
+        """``s`` of shape ``(N,)`` -> ``(K,)`` with entry ``j = log psi_j(s)``."""
+        return eqx.filter_vmap(_call, in_axes=(eqx.if_array(0), None))(self.networks, s)
+
+    def log_amplitudes(self, s: jax.Array) -> jax.Array:
+        """``s`` of shape ``(K', N)`` -> complex ``(K', K)`` with ``[k, j] = log psi_j(s^k)``.
+
+        ``K'`` is arbitrary (any batch of configurations), so all K networks are evaluated on
+        all rows in one batched call.
+        """
+        return jax.vmap(self._all_states)(jnp.asarray(s))
+
+    def log_psi(self, s: jax.Array) -> jax.Array:
+        """``s`` of shape ``(K, N)`` -> complex ``log Psi = log det[psi_j(s^k)]``.
+
+        Stable form: with ``m_k = max_j Re log psi_j(s^k)``,
+        ``log Psi = log det[exp(log psi_j(s^k) - m_k)] + sum_k m_k`` (complex ``slogdet``).
+        The imaginary part is the phase of ``Psi`` in ``(-pi, pi]`` for K > 1; for K = 1 the
+        network's ``log psi_1(s^1)`` is returned unchanged.
+        """
+        s = jnp.asarray(s)
+        if s.ndim != 2 or s.shape[0] != self.n_states:
+            raise ValueError(f"log_psi expects a K-tuple of shape ({self.n_states}, N), got {s.shape}")
+        log_amps = self.log_amplitudes(s)
+        if self.n_states == 1:
+            return log_amps[0, 0]
+        # the shift cancels exactly, so no gradient needs to flow through the max
+        shift = jax.lax.stop_gradient(jnp.max(log_amps.real, axis=1))
+        sign, log_abs = jnp.linalg.slogdet(jnp.exp(log_amps - shift[:, None]))
+        return log_abs + jnp.sum(shift) + 1j * jnp.angle(sign)
+
+    def log_prob(self, s: jax.Array) -> jax.Array:
+        """``s`` of shape ``(K, N)`` -> real unnormalised ``log |Psi|^2 = 2 Re log Psi``."""
+        return 2.0 * jnp.real(self.log_psi(s))
+
+    def __call__(self, s: jax.Array) -> jax.Array:
+        """Alias of ``log_psi``."""
+        return self.log_psi(s)
+
+
+def batched_log_psi(nqs: MultiStateNQS, configs: jax.Array) -> jax.Array:
+    """``configs`` of shape ``(B, K, N)`` -> complex ``(B,)`` ``log Psi``."""
+    return jax.vmap(nqs.log_psi)(configs)
+
+
+def batched_log_prob(nqs: MultiStateNQS, configs: jax.Array) -> jax.Array:
+    """``configs`` of shape ``(B, K, N)`` -> real ``(B,)`` unnormalised ``log |Psi|^2``.
+
+    The samplers' ``log_prob_fn(params, configs)``.
+    """
+    return jax.vmap(nqs.log_prob)(configs)

@@ -1,0 +1,75 @@
+"""Residual convolutional NQS (paper section 4.5).
+
+``ResCNN(lx, ly, channels, n_blocks)`` maps ``s`` of shape ``(N,)`` (site ``i = x * ly + y``) to
+a complex scalar ``log psi(s)``:
+
+* reshape to one input channel on the ``(lx, ly)`` grid: ``(1, lx, ly)``;
+* ``x = GELU(LN(conv(s)))`` lifts to ``channels`` channels;
+* ``n_blocks`` residual blocks ``x -> x + f2(f1(x))`` with ``f(x) = GELU(LN(conv(x)))``;
+* global average pool over the sites, then ``Linear(channels, 2)`` -> ``Re, Im log psi``.
+
+All convolutions are 3x3 with circular padding; ``LN`` normalises the channel vector of each
+site separately. Together with the global pooling this makes ``log psi`` exactly invariant
+under lattice translations (periodic boundaries). With open boundaries the circular padding
+still treats the lattice as a torus, so the network is translation invariant there as well
+(the Hamiltonian is not, which the variational state can only approximate).
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from nirbench.models.mlp import _scaled_linear
+
+
+def _conv(in_channels: int, out_channels: int, key) -> eqx.nn.Conv2d:
+    return eqx.nn.Conv2d(
+        in_channels, out_channels, kernel_size=3, padding=1, padding_mode="CIRCULAR", key=key
+    )
+
+
+def _site_norm(norm: eqx.nn.LayerNorm, x: jax.Array) -> jax.Array:
+    """Apply ``norm`` (over channels) at every site of ``x`` of shape ``(C, lx, ly)``."""
+    return jax.vmap(jax.vmap(norm, in_axes=1, out_axes=1), in_axes=2, out_axes=2)(x)
+
+
+class ResCNN(eqx.Module):
+    """Translation-invariant residual CNN wave function ``s (N,) -> log psi(s)`` (complex).
+
+    Args:
+        lx, ly: lattice shape; ``N = lx * ly``.
+        channels: channels of every convolution after the first (paper: 16).
+        n_blocks: residual blocks of two convolutions each (paper: 4).
+        final_scale: factor applied to the initial output weights (output bias starts at 0).
+        key: PRNG key.
+    """
+
+    convs: tuple[eqx.nn.Conv2d, ...]
+    norms: tuple[eqx.nn.LayerNorm, ...]
+    output: eqx.nn.Linear
+    lx: int = eqx.field(static=True)
+    ly: int = eqx.field(static=True)
+
+    def __init__(
+        self, lx: int, ly: int, channels: int = 16, n_blocks: int = 4, *, final_scale: float = 0.1, key
+    ):
+        n_convs = 1 + 2 * n_blocks
+        keys = jax.random.split(key, n_convs + 1)
+        self.lx, self.ly = lx, ly
+        self.convs = tuple(_conv(1 if i == 0 else channels, channels, keys[i]) for i in range(n_convs))
+        self.norms = tuple(eqx.nn.LayerNorm(channels) for _ in range(n_convs))
+        self.output = _scaled_linear(eqx.nn.Linear(channels, 2, key=keys[-1]), final_scale)
+
+    def _layer(self, i: int, x: jax.Array) -> jax.Array:
+        return jax.nn.gelu(_site_norm(self.norms[i], self.convs[i](x)))
+
+    def __call__(self, s: jax.Array) -> jax.Array:
+        """``s`` of shape ``(N,)`` -> complex ``log psi(s)`` (shape ``()``)."""
+        x = jnp.asarray(s).astype(self.output.weight.dtype).reshape(1, self.lx, self.ly)
+        x = self._layer(0, x)
+        for block in range((len(self.convs) - 1) // 2):
+            x = x + self._layer(2 + 2 * block, self._layer(1 + 2 * block, x))
+        out = self.output(jnp.mean(x, axis=(1, 2)))
+        return out[0] + 1j * out[1]

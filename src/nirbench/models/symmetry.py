@@ -1,0 +1,94 @@
+"""Symmetry wrappers for single-state networks (paper section 4.5).
+
+Each wrapper is an ``eqx.Module`` with the same signature as the network it wraps:
+``__call__(s)`` with ``s`` of shape ``(N,)`` (+-1) returns a complex scalar ``log psi(s)``.
+Wrappers compose; the order matters for exact invariance:
+
+    MagnetisationPenalty(PermutationAveraged(SpinFlipSymmetric(net), perms))
+
+is invariant under every permutation in the group ``perms`` *and* under ``s -> -s``
+(the group average of a flip-invariant function stays flip invariant). The other order,
+``SpinFlipSymmetric(PermutationAveraged(...))``, is not: the "flip if ``s[0] < 0``" rule looks at
+site 0, which a permutation moves.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+SPIN_FLIP_MODES = ("first", "average")
+
+
+class SpinFlipSymmetric(eqx.Module):
+    """Make ``net`` invariant under the global spin flip ``s -> -s``.
+
+    ``mode="first"`` (paper): flip all spins if ``s[0] < 0``, then call ``net`` (one evaluation).
+    This breaks any translation invariance ``net`` had, because it singles out site 0.
+    ``mode="average"``: ``(net(s) + net(-s)) / 2`` (two evaluations; the average of ``log psi``,
+    like ``PermutationAveraged``), which keeps every permutation invariance of ``net``.
+    Either way the result is spin-flip *even*: ``psi(-s) = psi(s)``.
+    """
+
+    net: eqx.Module
+    mode: str = eqx.field(static=True, default="first")
+
+    def __post_init__(self):
+        if self.mode not in SPIN_FLIP_MODES:
+            raise ValueError(f"SpinFlipSymmetric mode must be one of {SPIN_FLIP_MODES}, got {self.mode!r}")
+
+    def __call__(self, s: jax.Array) -> jax.Array:
+        s = jnp.asarray(s)
+        if self.mode == "average":
+            return 0.5 * (self.net(s) + self.net(-s))
+        return self.net(jnp.where(s[0] < 0, -s, s))
+
+
+class PermutationAveraged(eqx.Module):
+    """Average ``log psi`` over a group of site permutations.
+
+    ``log psi(s) = mean_g net(s[perms[g]])``: the *outputs* (complex ``log psi``) are averaged,
+    as in the paper ("applying the corresponding transformations to the input configurations
+    and averaging the outputs"); this is a product, not a sum, of amplitudes. If ``perms`` is a
+    group (closed under composition) the result is exactly invariant under each element.
+
+    ``perms`` is an integer array of shape ``(G, N)`` (a permutation acts as ``s[perm]``, the
+    convention of ``nirbench.lattice``). It is stored as an integer array, so filtering with
+    ``eqx.is_inexact_array`` (gradients, optimisers) ignores it.
+    """
+
+    net: eqx.Module
+    perms: np.ndarray
+
+    def __init__(self, net: eqx.Module, perms):
+        perms = np.asarray(perms)
+        if perms.ndim != 2 or not np.issubdtype(perms.dtype, np.integer):
+            raise ValueError(
+                f"perms must be an integer array of shape (G, N), got {perms.dtype} {perms.shape}"
+            )
+        self.net = net
+        self.perms = perms.astype(np.int32)
+
+    def __call__(self, s: jax.Array) -> jax.Array:
+        s = jnp.asarray(s)
+        transformed = s[jnp.asarray(self.perms)]  # (G, N)
+        return jnp.mean(jax.vmap(self.net)(transformed))
+
+
+class MagnetisationPenalty(eqx.Module):
+    """Subtract ``penalty`` from ``Re log psi`` when ``sum(s) != magnetisation``.
+
+    Off-sector amplitudes are suppressed by exactly ``exp(-penalty)`` in ``|psi|``
+    (paper: penalty 30 for the zero-magnetisation sector of the J1-J2 model).
+    """
+
+    net: eqx.Module
+    magnetisation: int = eqx.field(static=True, default=0)
+    penalty: float = eqx.field(static=True, default=30.0)
+
+    def __call__(self, s: jax.Array) -> jax.Array:
+        s = jnp.asarray(s)
+        off_sector = jnp.sum(s.astype(jnp.int32)) != self.magnetisation
+        return self.net(s) - jnp.where(off_sector, self.penalty, 0.0)

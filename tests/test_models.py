@@ -1,0 +1,215 @@
+"""Tests for nirbench.models: MLP, ResCNN, symmetry wrappers and build_nqs."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from nirbench.hamiltonians import make_hamiltonian
+from nirbench.lattice import SquareLattice
+from nirbench.models import (
+    MLP,
+    NETS,
+    MagnetisationPenalty,
+    PermutationAveraged,
+    ResCNN,
+    SpinFlipSymmetric,
+    build_nqs,
+)
+
+
+def _random_configs(n, n_sites, seed=0, magnetisation=None):
+    rng = np.random.default_rng(seed)
+    if magnetisation is None:
+        return rng.choice(np.array([-1, 1], dtype=np.int8), size=(n, n_sites))
+    n_down = (n_sites - magnetisation) // 2
+    out = np.ones((n, n_sites), dtype=np.int8)
+    for row in out:
+        row[rng.choice(n_sites, n_down, replace=False)] = -1
+    return out
+
+
+@eqx.filter_jit
+def _evaluate_jit(net, configs):
+    return jax.vmap(net)(configs)
+
+
+def _evaluate(net, configs):
+    """``net`` on every row of ``configs`` (any leading shape ``(..., N)``), one compiled call."""
+    configs = np.asarray(configs)
+    flat = _evaluate_jit(net, jnp.asarray(configs.reshape(-1, configs.shape[-1])))
+    return np.asarray(flat).reshape(configs.shape[:-1])
+
+
+@eqx.filter_jit
+def _amplitudes_jit(nqs, configs):
+    return jax.vmap(nqs.log_amplitudes)(configs)
+
+
+def _amplitudes(nqs, configs):
+    """``configs`` ``(..., N)`` -> ``(..., K)``: every state of ``nqs`` on every configuration."""
+    configs = np.asarray(configs)
+    flat = _amplitudes_jit(nqs, jnp.asarray(configs.reshape(-1, 1, configs.shape[-1])))
+    return np.asarray(flat).reshape(configs.shape[:-1] + (nqs.n_states,))
+
+
+# Tests share the network shapes (MLP width 8, depth 2; ResCNN 3 channels, 1 block):
+# JAX compiles the random initialisers once per shape, which dominates the run time here.
+WIDTH, DEPTH, CHANNELS, BLOCKS = 8, 2, 3, 1
+
+
+def test_mlp_output_and_structure():
+    net = MLP(6, width=WIDTH, depth=DEPTH, key=jax.random.key(0))
+    assert len(net.hidden) == DEPTH and len(net.norms) == DEPTH
+    assert net.output.weight.shape == (2, 8)
+    s = _random_configs(5, 6)
+    out_int = _evaluate(net, s)
+    out_float = _evaluate(net, s.astype(np.float64))
+    assert out_int.shape == (5,) and np.iscomplexobj(out_int)
+    np.testing.assert_allclose(out_int, out_float, rtol=0, atol=0)
+    # small output layer: near-uniform, but not exactly degenerate
+    assert np.all(np.abs(out_int) < 1.0)
+    assert np.std(out_int.real) > 1e-6 and np.std(out_int.imag) > 1e-6
+
+    # out[0] + 1j out[1] of the final linear layer applied to the last hidden activation
+    @jax.jit
+    def by_hand(x):
+        for linear, norm in zip(net.hidden, net.norms):
+            x = jax.nn.gelu(norm(linear(x)))
+        return net.output(x)
+
+    raw = by_hand(jnp.asarray(s[0], dtype=float))
+    np.testing.assert_allclose(out_int[0], raw[0] + 1j * raw[1], rtol=1e-12)
+
+
+def test_mlp_gradient_is_finite_and_nonzero():
+    net = MLP(6, width=WIDTH, depth=DEPTH, key=jax.random.key(1))
+    s = jnp.asarray(_random_configs(1, 6)[0])
+    grads = eqx.filter_jit(eqx.filter_grad(lambda n: jnp.real(n(s)) + jnp.imag(n(s))))(net)
+    leaves = jax.tree_util.tree_leaves(eqx.filter(grads, eqx.is_inexact_array))
+    assert all(np.all(np.isfinite(g)) for g in leaves)
+    assert sum(float(jnp.sum(jnp.abs(g))) for g in leaves) > 0
+
+
+def test_rescnn_translation_invariant_on_periodic_lattice():
+    lattice = SquareLattice(4, 4, "periodic")
+    net = ResCNN(4, 4, channels=CHANNELS, n_blocks=BLOCKS, final_scale=1.0, key=jax.random.key(2))
+    s = _random_configs(3, 16, seed=3)
+    reference = _evaluate(net, s)
+    assert np.std(reference) > 1e-3  # not a trivially constant network
+    translated = _evaluate(net, np.stack([s[:, perm] for perm in lattice.translations()]))
+    np.testing.assert_allclose(
+        translated, np.broadcast_to(reference, translated.shape), rtol=1e-10, atol=1e-12
+    )
+    # a generic permutation is *not* a symmetry: the test can fail
+    scrambled = s[:, np.random.default_rng(4).permutation(16)]
+    assert not np.allclose(_evaluate(net, scrambled), reference, atol=1e-6)
+
+
+def test_rescnn_rectangular_lattice_shape():
+    net = ResCNN(2, 3, channels=CHANNELS, n_blocks=BLOCKS, key=jax.random.key(5))
+    assert len(net.convs) == 1 + 2 * BLOCKS
+    assert _evaluate(net, _random_configs(4, 6)).shape == (4,)
+
+
+@pytest.mark.parametrize("mode", ["first", "average"])
+def test_spin_flip_symmetric(mode):
+    base = MLP(6, width=WIDTH, depth=DEPTH, final_scale=1.0, key=jax.random.key(6))
+    net = SpinFlipSymmetric(base, mode)
+    s = _random_configs(8, 6, seed=7)
+    np.testing.assert_allclose(_evaluate(net, -s), _evaluate(net, s), rtol=1e-12, atol=1e-14)
+    assert not np.allclose(_evaluate(base, -s), _evaluate(base, s), atol=1e-6)
+    if mode == "first":  # a configuration with s[0] = +1 is passed through unchanged
+        up = s[s[:, 0] > 0]
+        np.testing.assert_allclose(_evaluate(net, up), _evaluate(base, up), rtol=1e-12)
+    with pytest.raises(ValueError, match="mode"):
+        SpinFlipSymmetric(base, "sometimes")
+
+
+def test_permutation_averaged_invariant_under_group():
+    lattice = SquareLattice(3, 3, "periodic")
+    group = lattice.symmetry_group()
+    base = MLP(9, width=WIDTH, depth=DEPTH, final_scale=1.0, key=jax.random.key(8))
+    net = PermutationAveraged(base, group)
+    s = _random_configs(4, 9, seed=9)
+    reference = _evaluate(net, s)
+    # it is the mean of log psi over the transformed inputs
+    transformed = np.stack([s[:, perm] for perm in group])  # (G, B, N)
+    explicit = np.mean(_evaluate(base, transformed), axis=0)
+    np.testing.assert_allclose(reference, explicit, rtol=1e-10)
+    averaged = _evaluate(net, transformed)
+    np.testing.assert_allclose(averaged, np.broadcast_to(reference, averaged.shape), rtol=1e-10, atol=1e-12)
+    scrambled = s[:, [1, 0, 2, 3, 4, 5, 6, 7, 8]]  # a transposition is not a lattice symmetry
+    assert not np.allclose(_evaluate(net, scrambled), reference, atol=1e-6)
+    # the integer permutations are not parameters
+    params = eqx.filter(net, eqx.is_inexact_array)
+    assert params.perms is None
+    with pytest.raises(ValueError, match="integer"):
+        PermutationAveraged(base, group.astype(float))
+
+
+def test_magnetisation_penalty_suppresses_by_exactly_exp_minus_30():
+    base = MLP(6, width=WIDTH, depth=DEPTH, final_scale=1.0, key=jax.random.key(10))
+    net = MagnetisationPenalty(base, magnetisation=0, penalty=30.0)
+    s = _random_configs(32, 6, seed=11)
+    off = s.sum(axis=1) != 0
+    assert off.any() and (~off).any()
+    diff = _evaluate(net, s) - _evaluate(base, s)
+    np.testing.assert_allclose(diff[~off], 0.0, atol=0)
+    np.testing.assert_allclose(diff[off], -30.0, atol=1e-12)
+    np.testing.assert_allclose(
+        np.abs(np.exp(_evaluate(net, s[off]))) / np.abs(np.exp(_evaluate(base, s[off]))),
+        np.exp(-30.0),
+        rtol=1e-10,
+    )
+    # another sector, another penalty
+    net2 = MagnetisationPenalty(base, magnetisation=2, penalty=5.0)
+    diff2 = _evaluate(net2, s) - _evaluate(base, s)
+    np.testing.assert_allclose(diff2, np.where(s.sum(axis=1) == 2, 0.0, -5.0), atol=1e-12)
+
+
+def _full_group_check(nqs, lattice, configs):
+    """Every state of ``nqs`` is invariant under the lattice symmetry group and spin flip."""
+    transformed = np.stack([configs] + [configs[:, perm] for perm in lattice.symmetry_group()] + [-configs])
+    amps = _amplitudes(nqs, transformed)  # (1 + G + 1, B, K)
+    np.testing.assert_allclose(amps, np.broadcast_to(amps[0], amps.shape), rtol=1e-9, atol=1e-12)
+    return amps[0]
+
+
+@pytest.mark.parametrize("net", NETS)
+def test_build_nqs_j1j2_symmetries(net):
+    hamiltonian = make_hamiltonian("j1j2", 4, 4, "periodic")
+    lattice = hamiltonian.lattice
+    sizes = {"width": WIDTH, "depth": DEPTH, "channels": CHANNELS, "n_blocks": BLOCKS}
+    nqs = build_nqs(hamiltonian, net, n_states=2, **sizes, key=jax.random.key(12))
+    assert nqs.n_states == 2
+    in_sector = _random_configs(3, 16, seed=13, magnetisation=0)
+    reference = _full_group_check(nqs, lattice, in_sector)
+    off_sector = _random_configs(3, 16, seed=14, magnetisation=4)
+    _full_group_check(nqs, lattice, off_sector)
+    # the two states differ, and the penalty is outermost (exactly -30 off-sector)
+    assert not np.allclose(reference[:, 0], reference[:, 1])
+    unpenalised = build_nqs(
+        hamiltonian, net, n_states=2, **sizes, sector_penalty=None, key=jax.random.key(12)
+    )
+    diff = _amplitudes(nqs, off_sector) - _amplitudes(unpenalised, off_sector)
+    np.testing.assert_allclose(diff, -30.0, atol=1e-12)
+
+
+def test_build_nqs_tfi_imposes_no_spin_flip():
+    hamiltonian = make_hamiltonian("tfi", 2, 3, "periodic", g=1.0)
+    nqs = build_nqs(hamiltonian, "mlp", n_states=3, width=WIDTH, depth=DEPTH, key=jax.random.key(15))
+    assert isinstance(nqs.network(0), MLP)
+    s = _random_configs(4, 6, seed=16)
+    a, b = _amplitudes(nqs, s), _amplitudes(nqs, -s)
+    assert a.shape == (4, 3)
+    assert not np.allclose(a, b, atol=1e-8)
+    cnn = build_nqs(hamiltonian, "rescnn", channels=CHANNELS, n_blocks=BLOCKS, key=jax.random.key(17))
+    assert isinstance(cnn.network(0), ResCNN)
+
+
+def test_build_nqs_rejects_unknown_net():
+    hamiltonian = make_hamiltonian("tfi", 2, 2, "open", g=1.0)
+    with pytest.raises(ValueError, match="rescnn"):
+        build_nqs(hamiltonian, "transformer", key=jax.random.key(0))
