@@ -19,8 +19,8 @@ def test_enumeration_order_and_sector():
     "model, lx, ly, bc, g, k",
     [
         ("tfi", 3, 3, "open", 1.0, 3),
-        ("tfi", 4, 3, "periodic", 3.0, 3),
-        ("j1j2", 4, 3, "periodic", None, 2),
+        ("tfi", 3, 3, "periodic", 3.0, 3),
+        ("j1j2", 4, 3, "periodic", None, 2),  # 924-state sector
         ("j1j2", 2, 4, "open", None, 3),
     ],
 )

@@ -99,11 +99,11 @@ def test_j1j2_conserves_magnetisation():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(model="heisenberg", lx=4, ly=4), "unknown model"),
-        (dict(model="tfi", lx=1, ly=4, g=1.0), "at least 2x2"),
-        (dict(model="tfi", lx=4, ly=4, g=-0.5), "g must be >= 0"),
-        (dict(model="tfi", lx=4, ly=4), "needs the transverse field"),
-        (dict(model="j1j2", lx=3, ly=3), "even number of sites"),
+        ({"model": "heisenberg", "lx": 4, "ly": 4}, "unknown model"),
+        ({"model": "tfi", "lx": 1, "ly": 4, "g": 1.0}, "at least 2x2"),
+        ({"model": "tfi", "lx": 4, "ly": 4, "g": -0.5}, "g must be >= 0"),
+        ({"model": "tfi", "lx": 4, "ly": 4}, "needs the transverse field"),
+        ({"model": "j1j2", "lx": 3, "ly": 3}, "even number of sites"),
     ],
 )
 def test_bad_input(kwargs, message):

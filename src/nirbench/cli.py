@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 import tempfile
+from dataclasses import MISSING
 from pathlib import Path
 
 import pandas as pd
@@ -70,8 +71,257 @@ def _run_ed(args) -> None:
         print(f"state {row['state']}: E = {row['energy']:.10f}   E/N = {row['energy_per_site']:.10f}")
 
 
+# --------------------------------------------------------------------------- vmc
+def _add_vmc(subparsers) -> None:
+    from dataclasses import fields
+
+    from nirbench.vmc import VMCConfig
+
+    parser = subparsers.add_parser(
+        "vmc",
+        help="train a (multi-state) NQS with the exact, MCMC or NIR sampler",
+        description="Variational Monte Carlo: sample -> local energy matrix -> minSR -> Adam. Options come "
+        "from --config FILE.yaml and/or the flags below (flags win); defaults are the paper's table A1.",
+    )
+    parser.add_argument("--config", help="YAML file of options (keys as the flags, with underscores)")
+    parser.add_argument("--out", required=True, help="per-step CSV (one row per iteration)")
+    parser.add_argument("--summary", help="one-row CSV with the final evaluation")
+    parser.add_argument("--checkpoint-dir", help="directory for checkpoints (NQS, optimiser, sampler, key)")
+    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --checkpoint-dir")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    types = {"int": int, "float": float, "str": str}
+    for f in fields(VMCConfig):
+        if f.name == "extra":
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        base = str(f.type).split(" |")[0]
+        if base == "bool":
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=VMCConfig.HELP[f.name])
+        else:
+            default = "" if f.default is None or f.default is MISSING else f" (default {f.default})"
+            parser.add_argument(flag, type=types[base], default=None, help=VMCConfig.HELP[f.name] + default)
+
+
+def _run_vmc(args) -> None:
+    from dataclasses import fields
+
+    import yaml
+
+    from nirbench import vmc
+
+    values = {}
+    if args.config:
+        with open(args.config) as handle:
+            values = yaml.safe_load(handle) or {}
+    for f in fields(vmc.VMCConfig):
+        if f.name != "extra" and getattr(args, f.name, None) is not None:
+            values[f.name] = getattr(args, f.name)
+    config = vmc.VMCConfig.from_dict(values)
+    summary_path = args.summary or str(Path(args.out).with_suffix("")) + "_summary.csv"
+    try:
+        summary = vmc.run(config, args.out, summary_path, args.checkpoint_dir, args.resume, progress=not args.no_progress)
+    except vmc.NonFiniteError as error:
+        raise SystemExit(f"nirbench vmc: {error}; the last good checkpoint is kept in {args.checkpoint_dir}")
+    print(f"final energy {summary['energy']:.8f} +- {summary['energy_sigma']:.1e} ({summary['status']})")
+
+
+# --------------------------------------------------------------------------- dmrg
+def _add_dmrg(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "dmrg",
+        help="DMRG (TeNPy) bond-dimension scan of the K lowest levels",
+        description="Two-site DMRG with the mixer for the K lowest levels of the TFI model at each bond "
+        "dimension (excited states by orthogonalisation within each Z2 parity sector; warm start from the "
+        "previous bond dimension). One CSV row per (state, chi).",
+    )
+    parser.add_argument("--model", default="tfi", help="Hamiltonian; DMRG supports only 'tfi' so far (default tfi)")
+    parser.add_argument("--lx", type=int, required=True, help="lattice length in x (>= 2)")
+    parser.add_argument("--ly", type=int, required=True, help="lattice length in y (>= 2); MPS index x*ly+y")
+    parser.add_argument("--bc", choices=("open", "periodic"), default="open",
+                        help="boundary conditions (default open; periodic bonds become long-range MPO terms)")
+    parser.add_argument("--g", type=float, required=True, help="transverse field of the TFI model (>= 0)")
+    parser.add_argument("--states", type=int, default=1, help="number K of lowest levels (>= 1, default 1)")
+    parser.add_argument("--chi", type=int, nargs="+", required=True,
+                        help="bond dimensions to scan (each > 0), e.g. --chi 25 50 100 200; run in ascending order")
+    parser.add_argument("--max-sweeps", type=int, default=50, help="maximum sweeps per DMRG run (default 50)")
+    parser.add_argument("--max-e-err", type=float, default=1e-10,
+                        help="convergence: energy change per sweep below this times n_bonds + g*N (default 1e-10)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="OpenBLAS threads during the scan (default: leave as set by OPENBLAS_NUM_THREADS)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--partial", default=None,
+                        help="optional CSV rewritten after each bond dimension with the rows finished so far "
+                        "(for long scans; --out is written only when the whole scan is done)")
+    parser.add_argument("--out", required=True,
+                        help="output CSV: model,lx,ly,bc,g,state,chi,energy,truncation_error,sweeps,seconds,parity")
+
+
+def _run_dmrg(args) -> None:
+    from nirbench.dmrg import dmrg_scan
+
+    if args.partial is not None and Path(args.partial).resolve() == Path(args.out).resolve():
+        raise ValueError("--partial must differ from --out")
+    frame = dmrg_scan(
+        args.lx, args.ly, args.bc, args.g, args.states, args.chi, model=args.model,
+        max_sweeps=args.max_sweeps, max_E_err=args.max_e_err, threads=args.threads, progress=not args.no_progress,
+        on_chi_done=None if args.partial is None else (lambda rows: write_csv_atomically(rows, args.partial)),
+    )
+    write_csv_atomically(frame, args.out)
+    for row in frame.itertuples():
+        print(f"state {row.state} chi {row.chi}: E = {row.energy:.10f}  trunc_err = {row.truncation_error:.2e}  "
+              f"({row.sweeps} sweeps, {row.seconds:.1f} s, {row.parity})")
+
+
+# --------------------------------------------------------------------------- extrapolate
+def _add_extrapolate(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "extrapolate",
+        help="extrapolate a DMRG scan to infinite bond dimension",
+        description="Fit E(chi) = a + b (chi + c)^d per state (paper section 4.4), with a fit-window check "
+        "(without the smallest chi) and a linear fit in the truncation error; the uncertainty is the spread "
+        "between these estimates. One CSV row per state.",
+    )
+    parser.add_argument("--in", dest="input", required=True, help="DMRG scan CSV written by `nirbench dmrg`")
+    parser.add_argument("--out", required=True,
+                        help="output CSV: state,energy_extrapolated,uncertainty,method,a,b,c,d and the single estimates")
+
+
+def _run_extrapolate(args) -> None:
+    from nirbench.fits import extrapolate
+
+    if not Path(args.input).is_file():
+        raise ValueError(f"--in: no such file {args.input!r}")
+    try:
+        scan = pd.read_csv(args.input)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError) as error:
+        raise ValueError(f"--in: cannot read {args.input!r} as CSV: {error}") from error
+    fits = extrapolate(scan)
+    write_csv_atomically(fits, args.out)
+    for row in fits.itertuples():
+        print(f"state {row.state}: E = {row.energy_extrapolated:.10f} +- {row.uncertainty:.1e} ({row.method})")
+
+
+# --------------------------------------------------------------------------- bench
+def _add_bench_sampling(kinds) -> None:
+    parser = kinds.add_parser(
+        "sampling",
+        help="proposal sampling (KV cache vs naive), NIR vs MCMC seconds per effective sample",
+        description="Per case LXxLYxK (TFI, K states): Transformer-proposal sampling time with the KV cache and "
+        "with naive recompute; wall seconds per effective sample of MCMC (paper settings) and NIR on the same "
+        "multi-state MLP NQS (the proposal is pre-trained briefly on MCMC samples); and plain vs "
+        "symmetry-augmented NIR on a symmetric exact target. One CSV row per (case, method).",
+    )
+    parser.add_argument("--out", default="results/benchmarks/sampling.csv",
+                        help="output CSV: case,tokens,method,batch,seconds,samples_per_second,ess,"
+                        "seconds_per_effective_sample,n_proposed,efficiency,notes")
+    parser.add_argument("--cases", default="3x2x3,4x4x3,8x8x3", help="comma-separated LXxLYxK (default: K*N = 18, 48, 192)")
+    parser.add_argument("--batch", type=int, default=512, help="samples per call (paper: 512)")
+    parser.add_argument("--g", type=float, default=3.0, help="transverse field of the TFI NQS cases")
+    parser.add_argument("--width", type=int, default=128, help="MLP width of the NQS (table A1: 128)")
+    parser.add_argument("--depth", type=int, default=4, help="MLP hidden layers of the NQS (table A1: 4)")
+    parser.add_argument("--kv-repeats", type=int, default=2, help="timed KV-cache sampling runs (median)")
+    parser.add_argument("--naive-batch", type=int, default=16, help="batch of the (slow) naive-recompute timing")
+    parser.add_argument("--naive-repeats", type=int, default=1, help="timed naive-recompute runs (median)")
+    parser.add_argument("--mcmc-calls", type=int, default=2, help="timed MCMC calls after the first")
+    parser.add_argument("--nir-calls", type=int, default=1, help="timed NIR calls after the first")
+    parser.add_argument("--pretrain-steps", type=int, default=20, help="proposal pre-training steps on MCMC samples")
+    parser.add_argument("--pretrain-batch", type=int, default=128, help="proposal pre-training minibatch")
+    parser.add_argument("--symmetry-case", default="3x2x2",
+                        help="LXxLYxK of the symmetric-target comparison (K*N <= 20), or 'none'")
+    parser.add_argument("--symmetry-g", type=float, default=2.0, help="TFI field of the symmetric target")
+    parser.add_argument("--symmetry-pretrain-steps", type=int, default=20, help="its proposal pre-training steps")
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _run_bench_sampling(args) -> None:
+    from nirbench.bench import bench_sampling, parse_cases
+
+    cases = parse_cases(args.cases)
+    symmetry = None if args.symmetry_case.strip().lower() == "none" else parse_cases(args.symmetry_case)[0]
+    frame = bench_sampling(
+        cases, batch=args.batch, g=args.g, width=args.width, depth=args.depth, kv_repeats=args.kv_repeats,
+        naive_batch=args.naive_batch, naive_repeats=args.naive_repeats, mcmc_calls=args.mcmc_calls,
+        nir_calls=args.nir_calls, pretrain_steps=args.pretrain_steps, pretrain_batch=args.pretrain_batch,
+        symmetry_case=symmetry, symmetry_g=args.symmetry_g, symmetry_pretrain_steps=args.symmetry_pretrain_steps,
+        seed=args.seed, progress=not args.no_progress,
+    )  # fmt: skip
+    write_csv_atomically(frame, args.out)
+    print(frame.drop(columns="notes").to_string(index=False))
+
+
+def _add_bench_vmc(kinds) -> None:
+    parser = kinds.add_parser(
+        "vmc",
+        help="seconds per VMC step (MCMC + minSR/Adam) on NetKet's comparison problem",
+        description="Seconds per VMC step (sample -> local energies -> update) for the 4x4 periodic TFI at "
+        "g = 3, K = 1, MLP 4 x 128 (LayerNorm + GELU), batch 512, Metropolis set up as NetKet's "
+        "MetropolisLocal(n_chains=16, sweep_size=16) with 40 discarded sweeps per chain per step; minSR "
+        "(diagonal shift 1e-4) + Adam and plain Adam. Median over the timed steps after --warmup untimed "
+        "(compilation) steps. benchmarks/compare_netket.py times NetKet on the same problem.",
+    )
+    parser.add_argument("--out", default="results/benchmarks/vmc.csv",
+                        help="output CSV: case,sampler,optimizer,batch,params,seconds_per_step")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per optimizer (median)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (compilation)")
+    parser.add_argument("--optimizers", nargs="+", choices=("minsr", "adam"), default=["minsr", "adam"],
+                        help="minsr: minSR + Adam; adam: plain Adam")
+    parser.add_argument("--lx", type=int, default=4, help="lattice length in x (periodic TFI)")
+    parser.add_argument("--ly", type=int, default=4, help="lattice length in y")
+    parser.add_argument("--g", type=float, default=3.0, help="transverse field")
+    parser.add_argument("--width", type=int, default=128, help="MLP width")
+    parser.add_argument("--depth", type=int, default=4, help="MLP hidden layers")
+    parser.add_argument("--batch", type=int, default=512, help="samples per step")
+    parser.add_argument("--chains", type=int, default=16, help="Metropolis chains")
+    parser.add_argument("--sweep-size", type=int, default=None, help="flips per recorded sample (default lx*ly)")
+    parser.add_argument("--discard-sweeps", type=int, default=40, help="discarded sweeps per chain per step")
+    parser.add_argument("--diag-shift", type=float, default=1e-4, help="minSR diagonal shift")
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
+    parser.add_argument("--no-progress", action="store_true", help="do not print the step times")
+
+
+def _run_bench_vmc(args) -> None:
+    from nirbench.bench import bench_vmc
+
+    frame = bench_vmc(
+        args.steps, args.warmup, args.optimizers, lx=args.lx, ly=args.ly, g=args.g, width=args.width,
+        depth=args.depth, batch=args.batch, n_chains=args.chains, sweep_size=args.sweep_size,
+        n_discard_sweeps=args.discard_sweeps, diag_shift=args.diag_shift, seed=args.seed,
+        progress=not args.no_progress,
+    )  # fmt: skip
+    write_csv_atomically(frame, args.out)
+    print(frame.to_string(index=False))
+    print(f"(load average {os.getloadavg()[0]:.2f}; wrote {args.out})")
+
+
+#: ``nirbench bench <kind>``: one (add, run) pair per benchmark kind, like ``COMMANDS``
+BENCH_KINDS = {
+    "sampling": (_add_bench_sampling, _run_bench_sampling),
+    "vmc": (_add_bench_vmc, _run_bench_vmc),
+}
+
+
+def _add_bench(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "bench",
+        help="benchmarks (kinds: " + ", ".join(BENCH_KINDS) + ")",
+        description="Benchmarks; each kind writes one tidy CSV.",
+    )
+    kinds = parser.add_subparsers(dest="bench_kind", required=True, metavar="KIND")
+    for add, _ in BENCH_KINDS.values():
+        add(kinds)
+
+
+def _run_bench(args) -> None:
+    BENCH_KINDS[args.bench_kind][1](args)
+
+
 COMMANDS = {
     "ed": (_add_ed, _run_ed),
+    "vmc": (_add_vmc, _run_vmc),
+    "dmrg": (_add_dmrg, _run_dmrg),
+    "extrapolate": (_add_extrapolate, _run_extrapolate),
+    "bench": (_add_bench, _run_bench),
 }
 
 

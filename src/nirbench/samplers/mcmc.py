@@ -1,0 +1,214 @@
+"""Metropolis-Hastings sampling with persistent chains and local moves on the whole K-tuple.
+
+Transition rules (both symmetric, ``T(s -> s') = T(s' -> s)``, so the acceptance probability is
+``min(1, |Psi(s')|^2 / |Psi(s)|^2)``, paper eq. 7):
+
+* ``"flip"``: pick one of the ``K`` states uniformly, then one site uniformly, and flip it.
+* ``"exchange"``: pick one of the ``K`` states uniformly, then one bond ``(i, j)`` of ``bonds``
+  uniformly (the Hamiltonian's nearest-neighbour bonds), and swap ``s_i`` and ``s_j``; this
+  conserves the magnetisation of every state (a swap of equal spins is a null move).
+
+Each call to :meth:`MetropolisSampler.sample` runs ``n_warmup`` discarded steps on every chain,
+then records every chain once each ``thinning`` steps until ``batch_size`` samples are collected
+(``batch_size / n_chains`` per chain). One *step* proposes one move per chain. Paper (table A1):
+warm-up 640, thinning 10, one chain per sample (``n_chains = batch_size``). NetKet's
+``MetropolisLocal(n_chains=16, sweep_size=16)`` with ``n_discard_per_chain=40`` is
+``n_chains=16, thinning=16, n_warmup=40 * 16``.
+
+A chain whose current ``log |Psi|^2`` is ``-inf`` (possible only for a random initial tuple with
+repeated rows) accepts any move to a finite value, and moves freely between ``-inf`` tuples.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from nirbench.samplers.base import (
+    LogProbFn,
+    SampleBatch,
+    Sampler,
+    check_choice,
+    check_positive_int,
+    default_stats,
+    uniform_weights,
+)
+
+RULES = ("flip", "exchange")
+
+
+def _as_bonds(bonds):
+    if bonds is None:
+        return None
+    array = np.asarray(bonds, dtype=np.int64)
+    if array.ndim != 2 or array.shape[1] != 2 or array.shape[0] < 1:
+        raise ValueError(f"bonds must have shape (n_bonds >= 1, 2), got {array.shape}")
+    return tuple((int(i), int(j)) for i, j in array)
+
+
+class MCMCState(eqx.Module):
+    """State of :class:`MetropolisSampler`.
+
+    Attributes:
+        chains: ``(n_chains, K, N)`` int8, the current configuration of every chain.
+        log_probs: ``(n_chains,)`` their ``log |Psi|^2`` under the NQS of the last call (``nan``
+            before the first call); recomputed at the start of each call since the NQS changes.
+    """
+
+    chains: jax.Array
+    log_probs: jax.Array
+
+
+class MetropolisSampler(Sampler):
+    """Metropolis-Hastings sampler with persistent chains.
+
+    Args:
+        batch_size: samples per call ``B`` (>= 1), a multiple of ``n_chains``.
+        n_chains: number of parallel chains (default ``batch_size``: one sample per chain).
+        n_warmup: discarded steps at the start of every call (>= 0).
+        thinning: steps between recorded samples (>= 1).
+        rule: ``"flip"`` or ``"exchange"`` (see module docstring).
+        bonds: ``(n_bonds, 2)`` site pairs for the exchange rule (required for it).
+
+    Stats: ``acceptance`` (mean acceptance rate of the post-warm-up steps), ``n_proposed`` (number
+    of Metropolis proposals, i.e. ``log_prob_fn`` evaluations, in this call), ``nqs_update = True``;
+    ``ess`` and ``efficiency`` are ``nan`` (see :func:`integrated_autocorrelation_time`).
+
+    The output batch is ordered sample-major: ``configs.reshape(S, n_chains, K, N)[t, c]`` is the
+    ``t``-th recorded sample of chain ``c`` (``S = B / n_chains``).
+    """
+
+    n_chains: int | None = eqx.field(static=True, default=None)
+    n_warmup: int = eqx.field(static=True, default=640)
+    thinning: int = eqx.field(static=True, default=10)
+    rule: str = eqx.field(static=True, default="flip")
+    bonds: tuple | None = eqx.field(static=True, default=None, converter=_as_bonds)
+
+    def __check_init__(self):
+        check_positive_int("batch_size", self.batch_size)
+        if self.n_chains is not None:
+            check_positive_int("n_chains", self.n_chains)
+            if self.batch_size % self.n_chains:
+                raise ValueError(
+                    f"batch_size ({self.batch_size}) must be a multiple of n_chains ({self.n_chains})"
+                )
+        check_positive_int("n_warmup", self.n_warmup, minimum=0)
+        check_positive_int("thinning", self.thinning)
+        check_choice("rule", self.rule, RULES)
+        if self.rule == "exchange" and self.bonds is None:
+            raise ValueError("the 'exchange' rule needs bonds (the Hamiltonian's nearest-neighbour pairs)")
+
+    @property
+    def chain_count(self) -> int:
+        """The number of chains (``n_chains``, or ``batch_size`` when it is ``None``)."""
+        return self.batch_size if self.n_chains is None else self.n_chains
+
+    @property
+    def samples_per_chain(self) -> int:
+        return self.batch_size // self.chain_count
+
+    def init(self, key, n_states: int, n_sites: int) -> MCMCState:
+        """Random initial chains; for ``"exchange"`` with even ``N``, zero magnetisation per state."""
+        check_positive_int("n_states (K)", n_states)
+        check_positive_int("n_sites (N)", n_sites)
+        if self.bonds is not None and max(max(b) for b in self.bonds) >= n_sites:
+            raise ValueError(f"bonds refer to sites >= n_sites = {n_sites}")
+        shape = (self.chain_count, n_states, n_sites)
+        if self.rule == "exchange" and n_sites % 2 == 0:
+            order = jnp.argsort(jax.random.uniform(key, shape), axis=-1)
+            chains = jnp.where(order < n_sites // 2, 1, -1)
+        else:
+            chains = 1 - 2 * jax.random.bernoulli(key, 0.5, shape).astype(jnp.int32)
+        log_probs = jnp.full((self.chain_count,), jnp.nan, dtype=jnp.result_type(float))
+        return MCMCState(chains.astype(jnp.int8), log_probs)
+
+    def propose(self, key, chains: jax.Array) -> jax.Array:
+        """One proposed move per chain: ``(C, K, N)`` -> ``(C, K, N)``."""
+        n_chains, n_states, n_sites = chains.shape
+        flat = chains.reshape(n_chains, n_states * n_sites)
+        rows = jnp.arange(n_chains)
+        if self.rule == "flip":
+            site = jax.random.randint(key, (n_chains,), 0, n_states * n_sites)
+            flat = flat.at[rows, site].multiply(-1)
+        else:
+            key_state, key_bond = jax.random.split(key)
+            state = jax.random.randint(key_state, (n_chains,), 0, n_states)
+            bonds = jnp.asarray(self.bonds)
+            bond = bonds[jax.random.randint(key_bond, (n_chains,), 0, bonds.shape[0])]
+            i, j = state * n_sites + bond[:, 0], state * n_sites + bond[:, 1]
+            si, sj = flat[rows, i], flat[rows, j]
+            flat = flat.at[rows, i].set(sj).at[rows, j].set(si)
+        return flat.reshape(chains.shape)
+
+    def sample(self, log_prob_fn: LogProbFn, nqs, state: MCMCState, key):
+        configs, chains, log_probs, acceptance = _metropolis_run(self, log_prob_fn, nqs, state.chains, key)
+        n_steps = self.n_warmup + self.samples_per_chain * self.thinning
+        stats = default_stats(acceptance=float(acceptance), n_proposed=int(n_steps * self.chain_count))
+        batch = SampleBatch(configs, uniform_weights(self.batch_size))
+        return batch, MCMCState(chains, log_probs), stats
+
+
+@eqx.filter_jit
+def _metropolis_run(sampler: MetropolisSampler, log_prob_fn, nqs, chains, key):
+    n_chains, n_states, n_sites = chains.shape
+    real = jnp.result_type(float)
+    log_probs = log_prob_fn(nqs, chains).astype(real)
+
+    def step(carry, step_key):
+        current, current_lp = carry
+        key_move, key_accept = jax.random.split(step_key)
+        proposed = sampler.propose(key_move, current)
+        proposed_lp = log_prob_fn(nqs, proposed).astype(real)
+        log_ratio = jnp.where(
+            current_lp == -jnp.inf, jnp.where(proposed_lp == -jnp.inf, 0.0, jnp.inf), proposed_lp - current_lp
+        )
+        accept = jnp.log(jax.random.uniform(key_accept, (n_chains,), dtype=real)) < log_ratio
+        current = jnp.where(accept[:, None, None], proposed, current)
+        current_lp = jnp.where(accept, proposed_lp, current_lp)
+        return (current, current_lp), jnp.mean(accept.astype(real))
+
+    key_warmup, key_sample = jax.random.split(key)
+    carry, _ = jax.lax.scan(step, (chains, log_probs), jax.random.split(key_warmup, sampler.n_warmup))
+
+    def record(carry, record_key):
+        carry, accepted = jax.lax.scan(step, carry, jax.random.split(record_key, sampler.thinning))
+        return carry, (carry[0], jnp.mean(accepted))
+
+    carry, (samples, accepted) = jax.lax.scan(
+        record, carry, jax.random.split(key_sample, sampler.samples_per_chain)
+    )
+    configs = samples.reshape(sampler.batch_size, n_states, n_sites)
+    return configs, carry[0], carry[1], jnp.mean(accepted)
+
+
+def integrated_autocorrelation_time(series, c: float = 5.0) -> float:
+    """Integrated autocorrelation time of a scalar observable recorded on parallel chains.
+
+    Args:
+        series: ``(T, C)`` array, ``T`` consecutive recordings of ``C`` independent chains.
+        c: Sokal's window constant: the sum runs to the smallest lag ``M >= c * tau(M)``.
+
+    Returns ``tau = 1 + 2 sum_{k=1}^{M} rho(k)`` in units of the recording interval, with ``rho`` the
+    chain-averaged autocovariance (FFT, each chain centred on the *pooled* mean so that chains stuck
+    in different regions count as correlated) divided by the pooled variance. Clipped below at 1
+    (never credit more than one effective sample per recording). ``ESS = T * C / tau``.
+    """
+    x = np.asarray(series, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] < 2:
+        raise ValueError(f"series must have shape (T >= 2, C), got {x.shape}")
+    n_time = x.shape[0]
+    x = x - x.mean()
+    variance = np.mean(x**2)
+    if variance == 0:
+        return 1.0
+    size = 1 << (2 * n_time - 1).bit_length()
+    spectrum = np.fft.rfft(x, n=size, axis=0)
+    acov = np.fft.irfft(spectrum * np.conj(spectrum), n=size, axis=0)[:n_time]
+    acov = acov.mean(axis=1) / (n_time - np.arange(n_time))
+    rho = acov / variance
+    taus = 1.0 + 2.0 * np.cumsum(rho[1:])
+    window = np.arange(1, n_time) >= c * taus
+    lag = int(np.argmax(window)) if np.any(window) else n_time - 2
+    return float(max(1.0, taus[lag]))

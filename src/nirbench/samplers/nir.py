@@ -1,0 +1,447 @@
+"""Neural importance resampling (NIR, paper section 3) with a Transformer proposal.
+
+One call of :meth:`NIRSampler.sample`:
+
+1. Draw proposal batches of ``batch_size`` K-tuples from the autoregressive proposal ``q``
+   (:class:`nirbench.proposal.TransformerProposal`, KV-cached sampling) and accumulate the log
+   importance weights ``log w = log |Psi|^2 - log q`` (log domain; ``|Psi|^2`` unnormalised).
+2. Stop when ``ESS = (sum w)^2 / sum w^2 >= alpha_ess * batch_size`` or after ``max_rounds``
+   batches (``adaptive=True``, section 3.4), or after exactly ``n_proposal_batches`` batches
+   (``adaptive=False``: the JSD experiment's fixed number of proposals, section 4.3).
+3. ``mode="resample"`` (paper): draw ``batch_size`` configurations with probability ``∝ w``
+   (multinomial, ``jax.random.categorical``) and return them with uniform weights ``1/B``.
+   ``mode="importance"``: return the whole weighted proposal set (``n_rounds * batch_size``
+   configurations) with self-normalised weights; estimators must use ``batch.weights``.
+4. Train ``q`` for ``train_steps`` Adam steps:
+
+   * ``loss="forward"`` (eq. 9/11): on the resampled configurations, each with its K blocks
+     randomly permuted (section 3.3); in importance mode, the *weighted* forward KL on the
+     whole proposal set (self-normalised weights, blocks permuted).
+   * ``loss="backward"`` (eq. 10/12): on a fresh batch from ``q`` scored by ``log_prob_fn``.
+
+5. ``efficiency = ESS / n_proposed``; ``nqs_update = efficiency >= alpha_eff`` (always ``True``
+   when ``adaptive=False``, unless every weight is zero). When it is ``False`` the VMC loop should
+   discard the batch and call ``sample`` again (the proposal has just been retrained).
+
+Symmetry-augmented proposal (beyond the paper, ``symmetrize=True``): every proposed K-tuple
+``s ~ q`` is replaced by ``g s`` with ``g`` uniform in the group
+``G' = perms x {1, spin flip} x S_K`` (a lattice permutation applied to all K rows, an optional
+global spin flip of all K rows, and a permutation of the K rows). ``g s`` has the exact mixture
+density ``q_G(s) = mean_{h in G'} q(h s)``, which is what the weights use, so NIR stays exact
+whatever the target. ``q_G`` is invariant under ``G'``; it helps when ``|Psi|^2`` is (nearly)
+invariant too. The global spin flip is a symmetry of TFI and J1-J2 *without* a longitudinal field
+only (``spin_flip=False`` leaves it out); the lattice permutations should be the Hamiltonian's
+symmetry group (``lattice.symmetry_group()``) and must form a group (checked). Cost:
+``|G'| = |perms| * (2 if spin_flip) * K!`` proposal log-density evaluations (full causal passes) per
+proposed configuration, e.g. 6144 for an 8x8 periodic lattice with K=3 -- affordable for small
+groups only. When symmetrising, the training configurations also get a random ``g`` (data
+augmentation) instead of only a block permutation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import itertools
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.scipy.special import logsumexp
+
+from nirbench.proposal import (
+    TransformerProposal,
+    backward_train_step,
+    make_proposal_optimizer,
+    random_block_permutation,
+    spins_to_tokens,
+    tokens_to_spins,
+    train_step,
+)
+from nirbench.samplers.base import (
+    LogProbFn,
+    SampleBatch,
+    Sampler,
+    check_choice,
+    check_positive_int,
+    default_stats,
+    uniform_weights,
+)
+
+LOSSES = ("forward", "backward")
+MODES = ("resample", "importance")
+
+
+@functools.cache
+def _optimizer(learning_rate: float) -> optax.GradientTransformation:
+    """One optimiser object per learning rate, so jitted train steps are compiled once."""
+    return make_proposal_optimizer(learning_rate)
+
+
+def _as_perms(perms):
+    if perms is None:
+        return None
+    array = np.asarray(perms)
+    if array.ndim != 2 or array.shape[0] < 1 or not np.issubdtype(array.dtype, np.integer):
+        raise ValueError(f"symmetry_perms must be an integer array of shape (G, N), got shape {array.shape}")
+    return tuple(tuple(int(i) for i in row) for row in array)
+
+
+def check_permutation_group(perms) -> None:
+    """``ValueError`` unless the rows of ``perms`` ``(G, N)`` are permutations closed under composition."""
+    perms = np.asarray(perms)
+    n_sites = perms.shape[1]
+    if not np.all(np.sort(perms, axis=1) == np.arange(n_sites)):
+        raise ValueError("every row of symmetry_perms must be a permutation of range(N)")
+    members = {tuple(p) for p in perms}
+    if tuple(range(n_sites)) not in members:
+        raise ValueError("symmetry_perms must contain the identity permutation")
+    for p in perms:
+        composed = perms[:, p]  # row q: q[p], the permutation s -> s[q][p] = s[q[p]]
+        if any(tuple(c) not in members for c in composed):
+            raise ValueError("symmetry_perms is not closed under composition (not a group)")
+
+
+class SymmetryGroup(eqx.Module):
+    """The product group ``G' = perms x {1, flip} x S_K`` acting on K-tuples ``(K, N)``.
+
+    Element ``e`` maps ``s`` to ``flips[e] * s[block_perms[e]][:, site_perms[e]]``.
+
+    Attributes:
+        site_perms: ``(|G'|, N)`` int32 lattice permutations.
+        flips: ``(|G'|,)`` int8, ``+1`` or ``-1`` (global spin flip).
+        block_perms: ``(|G'|, K)`` int32 permutations of the K rows.
+    """
+
+    site_perms: jax.Array
+    flips: jax.Array
+    block_perms: jax.Array
+
+    @classmethod
+    def build(cls, perms, n_states: int, spin_flip: bool = True) -> SymmetryGroup:
+        perms = np.asarray(perms, dtype=np.int32)
+        blocks = np.array(list(itertools.permutations(range(n_states))), dtype=np.int32)
+        flips = np.array([1, -1] if spin_flip else [1], dtype=np.int8)
+        p_idx, f_idx, b_idx = (a.ravel() for a in np.meshgrid(
+            np.arange(len(perms)), np.arange(len(flips)), np.arange(len(blocks)), indexing="ij"
+        ))
+        return cls(jnp.asarray(perms[p_idx]), jnp.asarray(flips[f_idx]), jnp.asarray(blocks[b_idx]))
+
+    @property
+    def size(self) -> int:
+        return int(self.flips.shape[0])
+
+    def apply(self, configs: jax.Array, elements: jax.Array) -> jax.Array:
+        """Apply element ``elements[b]`` to ``configs[b]``: ``(B, K, N)``, ``(B,)`` -> ``(B, K, N)``."""
+        out = jnp.take_along_axis(configs, self.block_perms[elements][:, :, None], axis=1)
+        out = jnp.take_along_axis(out, self.site_perms[elements][:, None, :], axis=2)
+        return (out * self.flips[elements][:, None, None]).astype(configs.dtype)
+
+    def orbit(self, config: jax.Array) -> jax.Array:
+        """All images of one K-tuple: ``(K, N)`` -> ``(|G'|, K, N)``."""
+        out = config[self.block_perms]  # (G', K, N)
+        out = jnp.take_along_axis(out, self.site_perms[:, None, :], axis=2)
+        return (out * self.flips[:, None, None]).astype(config.dtype)
+
+    def random_apply(self, key, configs: jax.Array) -> jax.Array:
+        """Apply an independent uniformly random element to each configuration ``(B, K, N)``."""
+        elements = jax.random.randint(key, (configs.shape[0],), 0, self.size)
+        return self.apply(configs, elements)
+
+
+def symmetrized_log_prob(proposal: TransformerProposal, group: SymmetryGroup, configs, chunk_size: int = 64):
+    """``log q_G(s) = logsumexp_{h in G'} log q(h s) - log |G'|`` for ``configs`` ``(B, K, N)`` -> ``(B,)``.
+
+    Exact; costs ``|G'|`` causal passes of ``q`` per configuration (``lax.map`` over chunks of
+    ``chunk_size`` configurations to bound memory).
+    """
+    log_size = math.log(group.size)
+
+    def one(config):
+        tokens = spins_to_tokens(group.orbit(config))
+        return logsumexp(proposal.log_prob_batch(tokens)) - log_size
+
+    return jax.lax.map(one, jnp.asarray(configs), batch_size=chunk_size)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Kernel:
+    """The static settings the jitted NIR kernels depend on (hashable; thresholds excluded, so
+    changing ``alpha_ess``, ``mode`` etc. does not recompile)."""
+
+    batch_size: int
+    n_states: int
+    n_sites: int
+    symmetrize: bool
+    symmetry_perms: tuple | None
+    spin_flip: bool
+    symmetry_chunk: int
+
+    def group(self) -> SymmetryGroup:
+        perms = self.symmetry_perms if self.symmetry_perms is not None else (tuple(range(self.n_sites)),)
+        return SymmetryGroup.build(perms, self.n_states, self.spin_flip)
+
+
+class NIRState(eqx.Module):
+    """State of :class:`NIRSampler`: the proposal network and its Adam state."""
+
+    proposal: TransformerProposal
+    opt_state: optax.OptState
+
+
+class NIRSampler(Sampler):
+    """Neural importance resampling (see the module docstring). Defaults: paper table A1.
+
+    Args:
+        batch_size: ``B``, configurations per proposal batch and per resampled output (>= 1).
+        n_states, n_sites: ``K`` and ``N``; the proposal has ``T = K * N`` tokens.
+        alpha_ess: ESS threshold factor (> 0): stop proposing once ``ESS >= alpha_ess * B``.
+        alpha_eff: efficiency threshold in ``[0, 1]`` for ``nqs_update``.
+        max_rounds: most proposal batches per call when adaptive (>= 1).
+        embed_dim, n_heads, n_layers, p_floor: proposal architecture (``p_floor`` in ``[0, 0.5)``).
+        learning_rate: Adam learning rate of the proposal (> 0).
+        loss: ``"forward"`` or ``"backward"`` KL.
+        train_steps: proposal optimiser steps per call (>= 0).
+        mode: ``"resample"`` (uniform weights) or ``"importance"`` (weighted proposal set).
+        adaptive: ``False`` draws exactly ``n_proposal_batches`` batches and sets ``nqs_update=True``.
+        n_proposal_batches: batches per call when not adaptive (default 1).
+        symmetrize: use the symmetry-augmented proposal ``q_G``.
+        symmetry_perms: ``(G, N)`` lattice permutations (a group) for ``symmetrize`` (default: identity).
+        spin_flip: include the global spin flip in the group when ``symmetrize``.
+        symmetry_chunk: configurations per chunk when evaluating ``q_G``.
+
+    Stats: ``ess``, ``n_proposed`` (``n_rounds * B``), ``efficiency = ess / n_proposed``,
+    ``nqs_update``, ``proposal_loss`` (last training step's loss; for ``"backward"`` the surrogate
+    value), ``n_rounds``; ``acceptance`` is ``nan``.
+    """
+
+    n_states: int = eqx.field(static=True)
+    n_sites: int = eqx.field(static=True)
+    alpha_ess: float = eqx.field(static=True, default=2.0)
+    alpha_eff: float = eqx.field(static=True, default=0.1)
+    max_rounds: int = eqx.field(static=True, default=64)
+    embed_dim: int = eqx.field(static=True, default=32)
+    n_heads: int = eqx.field(static=True, default=4)
+    n_layers: int = eqx.field(static=True, default=4)
+    p_floor: float = eqx.field(static=True, default=1e-4)
+    learning_rate: float = eqx.field(static=True, default=1e-3)
+    loss: str = eqx.field(static=True, default="forward")
+    train_steps: int = eqx.field(static=True, default=1)
+    mode: str = eqx.field(static=True, default="resample")
+    adaptive: bool = eqx.field(static=True, default=True)
+    n_proposal_batches: int | None = eqx.field(static=True, default=None)
+    symmetrize: bool = eqx.field(static=True, default=False)
+    symmetry_perms: tuple | None = eqx.field(static=True, default=None, converter=_as_perms)
+    spin_flip: bool = eqx.field(static=True, default=True)
+    symmetry_chunk: int = eqx.field(static=True, default=64)
+
+    def __check_init__(self):
+        check_positive_int("batch_size", self.batch_size)
+        check_positive_int("n_states (K)", self.n_states)
+        check_positive_int("n_sites (N)", self.n_sites)
+        if not (isinstance(self.alpha_ess, (int, float)) and self.alpha_ess > 0):
+            raise ValueError(f"alpha_ess must be > 0, got {self.alpha_ess!r}")
+        if not (isinstance(self.alpha_eff, (int, float)) and 0 <= self.alpha_eff <= 1):
+            raise ValueError(f"alpha_eff must be in [0, 1], got {self.alpha_eff!r}")
+        check_positive_int("max_rounds", self.max_rounds)
+        if not (isinstance(self.p_floor, (int, float)) and 0 <= self.p_floor < 0.5):
+            raise ValueError(f"p_floor must be in [0, 0.5), got {self.p_floor!r}")
+        if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
+        check_positive_int("embed_dim", self.embed_dim)
+        check_positive_int("n_heads", self.n_heads)
+        check_positive_int("n_layers", self.n_layers, minimum=0)
+        if self.embed_dim % self.n_heads:
+            raise ValueError(f"embed_dim ({self.embed_dim}) must be a multiple of n_heads ({self.n_heads})")
+        check_choice("loss", self.loss, LOSSES)
+        check_choice("mode", self.mode, MODES)
+        check_positive_int("train_steps", self.train_steps, minimum=0)
+        if self.n_proposal_batches is not None:
+            check_positive_int("n_proposal_batches", self.n_proposal_batches)
+            if self.adaptive:
+                raise ValueError("n_proposal_batches applies only with adaptive=False")
+        check_positive_int("symmetry_chunk", self.symmetry_chunk)
+        if self.symmetry_perms is not None:
+            if len(self.symmetry_perms[0]) != self.n_sites:
+                raise ValueError(
+                    f"symmetry_perms must have N = {self.n_sites} columns, got {len(self.symmetry_perms[0])}"
+                )
+            check_permutation_group(self.symmetry_perms)
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def n_tokens(self) -> int:
+        return self.n_states * self.n_sites
+
+    @property
+    def optimizer(self) -> optax.GradientTransformation:
+        return _optimizer(float(self.learning_rate))
+
+    @property
+    def rounds_fixed(self) -> int:
+        return 1 if self.n_proposal_batches is None else self.n_proposal_batches
+
+    @property
+    def kernel(self) -> _Kernel:
+        return _Kernel(
+            self.batch_size, self.n_states, self.n_sites, self.symmetrize, self.symmetry_perms,
+            self.spin_flip, self.symmetry_chunk,
+        )
+
+    def group(self) -> SymmetryGroup:
+        """The symmetry group ``G'`` used when ``symmetrize`` (identity perm when ``symmetry_perms`` is None)."""
+        return self.kernel.group()
+
+    def proposal_log_prob(self, proposal: TransformerProposal, configs) -> jax.Array:
+        """The density the weights use: ``log q`` (or ``log q_G`` when symmetrising), ``(B, K, N) -> (B,)``."""
+        if self.symmetrize:
+            return symmetrized_log_prob(proposal, self.group(), configs, self.symmetry_chunk)
+        return proposal.log_prob_batch(spins_to_tokens(configs))
+
+    # ------------------------------------------------------------------ interface
+    def init(self, key, n_states: int, n_sites: int, proposal: TransformerProposal | None = None) -> NIRState:
+        """A fresh (or the given) proposal over ``T = K * N`` tokens and its Adam state."""
+        if (n_states, n_sites) != (self.n_states, self.n_sites):
+            raise ValueError(
+                f"this NIRSampler was built for K={self.n_states}, N={self.n_sites}; got K={n_states}, N={n_sites}"
+            )
+        if proposal is None:
+            proposal = TransformerProposal(
+                self.n_tokens, self.embed_dim, self.n_heads, self.n_layers, self.p_floor, key=key
+            )
+        elif proposal.n_tokens != self.n_tokens:
+            raise ValueError(f"the proposal has {proposal.n_tokens} tokens, expected K*N = {self.n_tokens}")
+        opt_state = self.optimizer.init(eqx.filter(proposal, eqx.is_inexact_array))
+        return NIRState(proposal, opt_state)
+
+    def sample(self, log_prob_fn: LogProbFn, nqs, state: NIRState, key):
+        key_propose, key_resample, key_train = jax.random.split(key, 3)
+        rounds = []
+        log_sum = log_sum_sq = -math.inf  # log sum w and log sum w^2, accumulated over rounds
+        log_target = math.log(self.alpha_ess * self.batch_size)
+        while True:
+            key_propose, key_round = jax.random.split(key_propose)
+            configs, log_w, lse, lse_sq = _propose(self.kernel, log_prob_fn, nqs, state.proposal, key_round)
+            rounds.append((configs, log_w))
+            log_sum, log_sum_sq = np.logaddexp(log_sum, float(lse)), np.logaddexp(log_sum_sq, float(lse_sq))
+            if math.isnan(log_sum) or math.isnan(log_sum_sq):
+                raise FloatingPointError("NIR: log_prob_fn or the proposal returned NaN importance weights")
+            log_ess = 2.0 * log_sum - log_sum_sq if log_sum > -math.inf else -math.inf
+            if self.adaptive and (log_ess >= log_target or len(rounds) >= self.max_rounds):
+                break
+            if not self.adaptive and len(rounds) >= self.rounds_fixed:
+                break
+        n_rounds = len(rounds)
+        n_proposed = n_rounds * self.batch_size
+        ess = math.exp(log_ess) if log_ess > -math.inf else 0.0
+        efficiency = ess / n_proposed
+
+        # pad to a power-of-two number of rounds with zero-weight filler: few distinct shapes to compile
+        padded = 1 << (n_rounds - 1).bit_length()
+        filler = (rounds[0][0], jnp.full_like(rounds[0][1], -jnp.inf))
+        configs, log_w, weights = _concatenate_rounds(rounds + [filler] * (padded - n_rounds))
+        if self.mode == "resample":
+            batch = SampleBatch(_resample(self.kernel, configs, log_w, key_resample), uniform_weights(self.batch_size))
+            training = (batch.configs, None)
+        else:
+            batch = SampleBatch(configs[:n_proposed], weights[:n_proposed])
+            training = (configs, weights)
+
+        proposal, opt_state, loss = self._train(log_prob_fn, nqs, state, training, key_train)
+        # without any non-zero weight the batch is meaningless, whatever the mode
+        nqs_update = ess > 0 and ((efficiency >= self.alpha_eff) if self.adaptive else True)
+        stats = default_stats(
+            ess=ess, n_proposed=n_proposed, efficiency=efficiency, nqs_update=nqs_update,
+            proposal_loss=loss, n_rounds=n_rounds,
+        )
+        return batch, NIRState(proposal, opt_state), stats
+
+    def _train(self, log_prob_fn, nqs, state: NIRState, training, key):
+        """``train_steps`` proposal updates on ``training = (configs, weights or None)``."""
+        proposal, opt_state, loss = state.proposal, state.opt_state, math.nan
+        configs, weights = training
+        for _ in range(self.train_steps):
+            key, key_step = jax.random.split(key)
+            if self.loss == "backward":
+                proposal, opt_state, loss = _backward_step(
+                    self.kernel, self.optimizer, log_prob_fn, nqs, proposal, opt_state, key_step
+                )
+            else:
+                proposal, opt_state, loss = self._forward_step(proposal, opt_state, configs, key_step, weights)
+        return proposal, opt_state, float(loss)
+
+    def _forward_step(self, proposal, opt_state, configs, key, weights=None):
+        tokens = _training_tokens(self.kernel, configs, key)
+        return train_step(proposal, opt_state, self.optimizer, tokens, weights)
+
+    def pretrain(self, state: NIRState, configs, key, n_steps: int, batch_size: int | None = None):
+        """Fit the proposal to target samples ``configs`` ``(M, K, N)`` by forward KL.
+
+        ``n_steps`` Adam steps on random minibatches of ``batch_size`` (default ``B``) with the same
+        augmentation as during sampling (random block permutation, or a random group element when
+        symmetrising). Returns ``(state, losses (n_steps,))``. Useful to start NIR from a trained
+        proposal (tests, benchmarks).
+        """
+        configs = jnp.asarray(configs, dtype=jnp.int8)
+        size = min(batch_size or self.batch_size, configs.shape[0])
+        proposal, opt_state = state.proposal, state.opt_state
+        losses = []
+        for _ in range(int(n_steps)):
+            key, key_pick, key_step = jax.random.split(key, 3)
+            rows = jax.random.choice(key_pick, configs.shape[0], (size,), replace=False)
+            proposal, opt_state, loss = self._forward_step(proposal, opt_state, configs[rows], key_step)
+            losses.append(float(loss))
+        return NIRState(proposal, opt_state), np.array(losses)
+
+
+@jax.jit
+def _concatenate_rounds(rounds):
+    """List of ``(configs (B, K, N), log w (B,))`` -> concatenated configs, log w and softmax weights."""
+    configs = jnp.concatenate([c for c, _ in rounds])
+    log_w = jnp.concatenate([w for _, w in rounds])
+    return configs, log_w, jax.nn.softmax(log_w)
+
+
+@eqx.filter_jit
+def _resample(sampler: _Kernel, configs, log_w, key):
+    """Multinomial resampling: ``batch_size`` rows of ``configs`` drawn with probability ``∝ exp(log_w)``."""
+    picked = jax.random.categorical(key, log_w, shape=(sampler.batch_size,))
+    return configs[picked]
+
+
+@eqx.filter_jit
+def _training_tokens(sampler: _Kernel, configs, key):
+    """Augmented training tokens ``(M, T)``: random block permutation, or a random group element."""
+    if sampler.symmetrize:
+        return spins_to_tokens(sampler.group().random_apply(key, configs))
+    tokens = spins_to_tokens(configs)
+    return random_block_permutation(key, tokens, sampler.n_states, sampler.n_sites)
+
+
+@eqx.filter_jit
+def _propose(sampler: _Kernel, log_prob_fn, nqs, proposal: TransformerProposal, key):
+    """One proposal batch: ``configs (B, K, N)`` int8, ``log w (B,) = log |Psi|^2 - log q``, and the
+    round's ``logsumexp(log w)`` and ``logsumexp(2 log w)`` (for the running ESS)."""
+    key_sample, key_group = jax.random.split(key)
+    tokens, log_q = proposal.sample(key_sample, sampler.batch_size)
+    configs = tokens_to_spins(tokens, sampler.n_states, sampler.n_sites)
+    if sampler.symmetrize:
+        group = sampler.group()
+        configs = group.random_apply(key_group, configs)
+        log_q = symmetrized_log_prob(proposal, group, configs, sampler.symmetry_chunk)
+    log_p = log_prob_fn(nqs, configs).astype(log_q.dtype)
+    log_w = log_p - log_q
+    return configs, log_w, logsumexp(log_w), logsumexp(2.0 * log_w)
+
+
+@eqx.filter_jit
+def _backward_step(sampler: _Kernel, optimizer, log_prob_fn, nqs, proposal, opt_state, key):
+    tokens, _ = proposal.sample(key, sampler.batch_size)
+    configs = tokens_to_spins(tokens, sampler.n_states, sampler.n_sites)
+    log_p = log_prob_fn(nqs, configs)
+    # tuples with |Psi|^2 = 0 would give infinite surrogate terms: clip them to a finite floor
+    log_p = jnp.maximum(log_p, jnp.min(jnp.where(jnp.isfinite(log_p), log_p, jnp.inf)) - 50.0)
+    return backward_train_step(proposal, opt_state, optimizer, tokens, log_p)

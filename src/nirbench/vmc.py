@@ -1,0 +1,490 @@
+"""The VMC training loop: sample -> local energy matrix -> (minSR) -> Adam -> log -> checkpoint.
+
+One *iteration* draws a batch with the configured sampler (exact, MCMC or NIR), estimates the
+mean local energy matrix ``<E_loc>`` (``K x K``; ``K = 1`` is the single-state case), and, if
+the sampler allows it (NIR's adaptive rule: ``efficiency >= alpha_eff``), updates the NQS with
+the gradient of ``tr <E_loc>``, preconditioned by minSR unless disabled. ``steps`` counts NQS
+updates; iterations in which NIR only retrains its proposal are logged with ``nqs_updated = 0``.
+
+Every iteration writes one row of the steps CSV (columns :data:`STEP_COLUMNS` plus
+``e_0 .. e_{K-1}``); the run ends with a final evaluation on ``eval_batch`` samples, written as
+a one-row summary CSV. All randomness derives from ``seed``: iteration ``i`` uses
+``fold_in(key, i)``, so a run resumed from a checkpoint reproduces the uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import ClassVar
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import yaml
+from tqdm.auto import tqdm
+
+from nirbench.estimators import energy_levels, local_energy_matrices, mean_energy_matrix
+from nirbench.exact import basis_states
+from nirbench.hamiltonians import make_hamiltonian
+from nirbench.minsr import jacobian_of_log_psi, make_optimizer, natural_gradient_tree
+from nirbench.models import NETS, batched_log_prob, build_nqs
+from nirbench.samplers import SAMPLERS, make_sampler
+
+STEP_COLUMNS = [
+    "step", "nqs_step", "energy", "energy_error", "energy_sigma", "variance",
+    "ess", "efficiency", "n_proposed", "acceptance", "nqs_updated", "seconds", "jsd",
+]  # fmt: skip
+
+
+@dataclass
+class VMCConfig:
+    """Every option of a VMC run (the keys of the ``--config`` YAML). Defaults: paper table A1.
+
+    The MLP width follows table A1 (128); the paper's text says 256 (section 4.2).
+    """
+
+    model: str
+    lx: int
+    ly: int
+    bc: str = "periodic"
+    g: float | None = None
+    j2: float | None = None
+    states: int = 1
+    net: str = "mlp"
+    width: int = 128
+    depth: int = 4
+    channels: int = 16
+    blocks: int = 4
+    symmetries: bool = True
+    sampler: str = "nir"
+    batch: int = 512
+    steps: int = 10000
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    minsr: bool = True
+    diag_shift: float = 1e-4
+    seed: int = 0
+    # NIR
+    proposal_dim: int = 32
+    proposal_layers: int = 4
+    proposal_heads: int = 4
+    proposal_lr: float = 1e-3
+    p_floor: float = 1e-4
+    alpha_ess: float = 2.0
+    alpha_eff: float = 0.1
+    nir_fixed_batches: int | None = None
+    nir_mode: str = "resample"
+    nir_loss: str = "forward"
+    symmetrize_proposal: bool = False
+    max_retries: int = 200
+    # MCMC
+    mcmc_warmup: int = 640
+    mcmc_thinning: int = 10
+    mcmc_chains: int | None = None
+    # evaluation, diagnostics, bookkeeping
+    eval_batch: int = 4096
+    jsd_every: int = 0
+    jsd_samples: int = 25600
+    checkpoint_every: int = 100
+    reference: str | None = None
+    extra: dict = field(default_factory=dict, repr=False)
+
+    #: one line of help per option, shown by ``nirbench vmc --help``
+    HELP: ClassVar[dict[str, str]] = {
+        "model": "Hamiltonian: tfi or j1j2", "lx": "lattice length in x", "ly": "lattice length in y",
+        "bc": "boundary conditions: open or periodic", "g": "TFI transverse field (>= 0)",
+        "j2": "J1-J2 coupling J2/J1 (default 0.5)", "states": "number K of lowest states (multi-state determinant)",
+        "net": "single-state network: mlp or rescnn", "width": "MLP hidden width (table A1: 128)",
+        "depth": "MLP hidden layers", "channels": "ResCNN channels", "blocks": "ResCNN residual blocks",
+        "symmetries": "impose the model's symmetries (J1-J2: spin flip, lattice symmetries)",
+        "sampler": "exact, mcmc or nir", "batch": "samples per step", "steps": "number of NQS updates",
+        "lr": "NQS learning rate (Adam)", "optimizer": "adam or sgd, applied to the (minSR) direction",
+        "minsr": "precondition with minSR", "diag_shift": "minSR diagonal shift (> 0)", "seed": "random seed",
+        "proposal_dim": "NIR proposal embedding dimension", "proposal_layers": "NIR proposal Transformer layers",
+        "proposal_heads": "NIR proposal attention heads", "proposal_lr": "NIR proposal learning rate",
+        "p_floor": "floor on every conditional probability of the proposal, in [0, 0.5)",
+        "alpha_ess": "NIR: propose until ESS >= alpha_ess * batch", "alpha_eff": "NIR: update the NQS only if ESS/n_proposed >= alpha_eff",
+        "nir_fixed_batches": "NIR: a fixed number of proposal batches per step (disables the adaptive rule)",
+        "nir_mode": "NIR: resample, or importance (weighted proposals)", "nir_loss": "NIR proposal loss: forward or backward KL",
+        "symmetrize_proposal": "NIR: symmetry-augmented proposal", "max_retries": "NIR: stop after this many iterations in a row without an NQS update",
+        "mcmc_warmup": "MCMC warm-up steps per sampling call", "mcmc_thinning": "MCMC steps between samples",
+        "mcmc_chains": "MCMC chains (default: one per sample)", "eval_batch": "samples in the final evaluation",
+        "jsd_every": "measure the JSD to the exact |Psi|^2 every this many steps (0: never)",
+        "jsd_samples": "samples per JSD measurement", "checkpoint_every": "checkpoint every this many iterations",
+        "reference": "CSV of exact (ed) or extrapolated (extrapolate) energies of the same system",
+    }  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, values: dict) -> VMCConfig:
+        """Build from a mapping; unknown keys and wrong types raise ``ValueError`` naming them."""
+        known = {f.name: f for f in fields(cls) if f.name != "extra"}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ValueError(f"unknown VMC option(s) {unknown}; allowed: {sorted(known)}")
+        missing = [name for name in ("model", "lx", "ly") if values.get(name) is None]
+        if missing:
+            raise ValueError(f"missing required VMC option(s) {missing}")
+        config = cls(**values)
+        config.validate()
+        return config
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike) -> VMCConfig:
+        with open(path) as handle:
+            values = yaml.safe_load(handle) or {}
+        if not isinstance(values, dict):
+            raise ValueError(f"{path}: expected a mapping of VMC options")  # noqa: TRY004 (bad input)
+        return cls.from_dict(values)
+
+    def to_dict(self) -> dict:
+        values = dataclasses.asdict(self)
+        values.pop("extra")
+        return values
+
+    def validate(self) -> None:
+        """Check types and ranges before any computation."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "extra" or value is None:
+                continue
+            kind = {"int": int, "float": (int, float), "bool": bool, "str": str}.get(
+                str(f.type).split(" |")[0]
+            )
+            if kind is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
+                raise ValueError(f"VMC option {f.name!r} must be of type {f.type!s}, got {value!r}")
+        if self.net not in NETS:
+            raise ValueError(f"unknown net {self.net!r}; choose one of {NETS}")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {self.sampler!r}; choose one of {SAMPLERS}")
+        if not self.diag_shift > 0:
+            raise ValueError(f"diag_shift must be > 0, got {self.diag_shift}")
+        if self.states < 1:
+            raise ValueError(f"the number of states K must be >= 1, got {self.states}")
+        for name in ("batch", "steps", "eval_batch", "checkpoint_every", "max_retries"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+
+
+def load_reference(path: str | os.PathLike, hamiltonian, n_states: int) -> np.ndarray:
+    """The ``n_states`` lowest reference energies from an ``ed`` or ``extrapolate`` CSV.
+
+    The file must describe the same system: where it has ``model/lx/ly/bc/g/j2`` columns they
+    must match ``hamiltonian.describe()``, otherwise ``ValueError``.
+    """
+    frame = pd.read_csv(path)
+    for key, expected in hamiltonian.describe().items():
+        if key not in frame.columns or expected is None:
+            continue
+        found = frame[key].dropna().unique()
+        if len(found) == 0:
+            continue
+        same = all(
+            (math.isclose(float(v), float(expected)) if isinstance(expected, float) else str(v) == str(expected))
+            for v in found
+        )
+        if not same:
+            raise ValueError(
+                f"reference {path} is for {key}={found.tolist()}, but this run has {key}={expected!r}"
+            )
+    column = "energy" if "energy" in frame.columns else "energy_extrapolated"
+    if column not in frame.columns:
+        raise ValueError(f"reference {path} has neither an 'energy' nor an 'energy_extrapolated' column")
+    if "chi" in frame.columns:
+        raise ValueError(f"reference {path} is a raw DMRG scan; pass the output of `nirbench extrapolate`")
+    energies = frame.sort_values("state")[column].to_numpy(dtype=float)
+    if len(energies) < n_states:
+        raise ValueError(f"reference {path} has {len(energies)} levels, the run needs K = {n_states}")
+    return np.sort(energies)[:n_states]
+
+
+def count_parameters(module) -> int:
+    """Number of real trainable scalars (inexact-array leaves) of an Equinox module."""
+    return int(sum(leaf.size for leaf in jax.tree_util.tree_leaves(eqx.filter(module, eqx.is_inexact_array))))
+
+
+class NonFiniteError(RuntimeError):
+    """Raised when an energy or an update becomes NaN or infinite."""
+
+
+def _trace_local_energy(nqs, hamiltonian, configs):
+    """``(B, K, K)`` local energy matrices and their traces ``(B,)``."""
+    e_loc = local_energy_matrices(nqs, hamiltonian, configs)
+    return e_loc, jnp.trace(e_loc, axis1=1, axis2=2)
+
+
+@eqx.filter_jit
+def estimate(nqs, hamiltonian, configs, weights):
+    """Mean energy matrix ``(K, K)``, its eigenvalues, the traces ``(B,)`` and their variance."""
+    e_loc, eps = _trace_local_energy(nqs, hamiltonian, configs)
+    mean_matrix = mean_energy_matrix(e_loc, weights)
+    jnp.real(jnp.trace(mean_matrix))
+    variance = jnp.sum(weights * jnp.abs(eps - jnp.sum(weights * eps)) ** 2)
+    return mean_matrix, energy_levels(mean_matrix), eps, variance
+
+
+def _single_log_psi(nqs, config):
+    return nqs.log_psi(config)
+
+
+def energy_gradient(nqs, configs, weights, eps):
+    """Gradient of ``tr <E_loc>`` w.r.t. the real parameters: ``2 Re sum_b w_b conj(O_b) (eps_b - <eps>)``.
+
+    ``configs`` ``(B, K, N)``, self-normalised ``weights`` ``(B,)``, ``eps = tr E_loc`` ``(B,)``
+    (paper eq. 6 with the multi-state local energy). Returns a pytree shaped like the NQS.
+    """
+    eps_c = jax.lax.stop_gradient(eps - jnp.sum(weights * eps))
+
+    @eqx.filter_grad
+    def surrogate(model):
+        log_psi = jax.vmap(model.log_psi)(configs)
+        return 2 * jnp.real(jnp.sum(weights * jnp.conj(log_psi) * eps_c))
+
+    return surrogate(nqs)
+
+
+@eqx.filter_jit
+def update(nqs, opt_state, optimizer, configs, weights, eps, diag_shift, use_minsr):
+    """One NQS update from a weighted batch; returns ``(nqs, opt_state, finite)``.
+
+    With minSR the direction is the natural gradient of ``tr <E_loc>``; otherwise the plain
+    gradient ``2 Re <conj(O_c) eps_c>`` (paper eq. 6), via a surrogate whose real-parameter
+    gradient it is.
+    """
+    params = eqx.filter(nqs, eqx.is_inexact_array)
+    if use_minsr:
+        jacobian = jacobian_of_log_psi(_single_log_psi, nqs, configs)
+        direction = natural_gradient_tree(nqs, jacobian, eps, weights, diag_shift)
+    else:
+        direction = energy_gradient(nqs, configs, weights, eps)
+    updates, opt_state = optimizer.update(direction, opt_state, params)
+    flat = jax.tree_util.tree_leaves(eqx.filter(updates, eqx.is_inexact_array))
+    finite = jnp.all(jnp.array([jnp.all(jnp.isfinite(leaf)) for leaf in flat]))
+    return eqx.apply_updates(nqs, updates), opt_state, finite
+
+
+class VMCRun:
+    """A VMC run: the Hamiltonian, NQS, sampler, optimiser and their states.
+
+    Use :meth:`train` (which can resume from a checkpoint) then :meth:`evaluate`.
+    """
+
+    def __init__(self, config: VMCConfig):
+        config.validate()
+        self.config = config
+        self.hamiltonian = make_hamiltonian(config.model, config.lx, config.ly, config.bc, g=config.g, j2=config.j2)
+        n_configs = basis_states(self.hamiltonian.n_sites, self.hamiltonian.magnetisation).size if (
+            self.hamiltonian.n_sites <= 24
+        ) else math.inf
+        if config.states > n_configs:
+            raise ValueError(f"K = {config.states} exceeds the number of configurations ({n_configs})")
+        self.reference = (
+            load_reference(config.reference, self.hamiltonian, config.states) if config.reference else None
+        )
+        key = jax.random.PRNGKey(config.seed)
+        model_key, sampler_key, self.key = jax.random.split(key, 3)
+        self.nqs = build_nqs(
+            self.hamiltonian, config.net, config.states, width=config.width, depth=config.depth,
+            channels=config.channels, n_blocks=config.blocks, symmetries=config.symmetries, key=model_key,
+        )  # fmt: skip
+        self.sampler = make_sampler(config.sampler, self.hamiltonian, config.batch, **self._sampler_options())
+        self.sampler_state = self.sampler.init(sampler_key, config.states, self.hamiltonian.n_sites)
+        self.optimizer = make_optimizer(config.optimizer, config.lr)
+        self.opt_state = self.optimizer.init(eqx.filter(self.nqs, eqx.is_inexact_array))
+        self.iteration = 0
+        self.nqs_step = 0
+        self.rows: list[dict] = []
+
+    def _sampler_options(self) -> dict:
+        c = self.config
+        if c.sampler == "nir":
+            return {
+                "n_states": c.states, "alpha_ess": c.alpha_ess, "alpha_eff": c.alpha_eff, "embed_dim": c.proposal_dim, "n_heads": c.proposal_heads,
+                "n_layers": c.proposal_layers, "p_floor": c.p_floor, "learning_rate": c.proposal_lr, "loss": c.nir_loss,
+                "mode": c.nir_mode, "adaptive": c.nir_fixed_batches is None, "n_proposal_batches": c.nir_fixed_batches,
+                "symmetrize": c.symmetrize_proposal,
+            }  # fmt: skip
+        if c.sampler == "mcmc":
+            return {"n_chains": c.mcmc_chains, "n_warmup": c.mcmc_warmup, "thinning": c.mcmc_thinning}
+        return {}
+
+    # ------------------------------------------------------------------ checkpoints
+    def _state_tree(self):
+        return (self.nqs, self.opt_state, self.sampler_state, self.key)
+
+    def save_checkpoint(self, directory: str | os.PathLike) -> None:
+        """Write the NQS, optimiser, sampler state, key and log rows (atomically)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        tmp = directory / "state.eqx.tmp"
+        eqx.tree_serialise_leaves(tmp, self._state_tree())
+        meta = {"iteration": self.iteration, "nqs_step": self.nqs_step, "config": self.config.to_dict()}
+        (directory / "meta.json.tmp").write_text(json.dumps(meta))
+        pd.DataFrame(self.rows).to_csv(directory / "rows.csv.tmp", index=False)
+        for name in ("state.eqx", "rows.csv", "meta.json"):
+            os.replace(directory / f"{name}.tmp", directory / name)
+
+    def load_checkpoint(self, directory: str | os.PathLike) -> bool:
+        """Restore from ``directory`` if it holds a checkpoint of the same config; return whether it did."""
+        directory = Path(directory)
+        if not (directory / "meta.json").exists():
+            return False
+        meta = json.loads((directory / "meta.json").read_text())
+        if meta["config"] != self.config.to_dict():
+            raise ValueError(f"checkpoint in {directory} was written by a different configuration")
+        (self.nqs, self.opt_state, self.sampler_state, self.key) = eqx.tree_deserialise_leaves(
+            directory / "state.eqx", self._state_tree()
+        )
+        self.iteration, self.nqs_step = meta["iteration"], meta["nqs_step"]
+        rows_path = directory / "rows.csv"
+        self.rows = pd.read_csv(rows_path).to_dict("records") if rows_path.stat().st_size > 1 else []
+        return True
+
+    # ------------------------------------------------------------------ training
+    def _jsd(self, key) -> float:
+        """JSD between ``jsd_samples`` draws of the training sampler and the exact ``|Psi|^2``."""
+        from nirbench.estimators import jensen_shannon_divergence
+        from nirbench.samplers.base import indices_from_spins
+        from nirbench.samplers.exact import exact_distribution
+
+        k, n = self.config.states, self.hamiltonian.n_sites
+        configs, probs = exact_distribution(batched_log_prob, self.nqs, k, n)
+        index = np.asarray(indices_from_spins(configs))
+        order = np.argsort(index)
+        index, probs = index[order], np.asarray(probs)[order]
+        counts = np.zeros(len(probs))
+        state, drawn = self.sampler_state, 0  # draws do not change the training state
+        while drawn < self.config.jsd_samples:
+            key, subkey = jax.random.split(key)
+            batch, state, _ = self.sampler.sample(batched_log_prob, self.nqs, state, subkey)
+            position = np.searchsorted(index, np.asarray(indices_from_spins(batch.configs)))
+            np.add.at(counts, position, np.asarray(batch.weights) * len(batch.weights))
+            drawn += len(batch.weights)
+        return float(jensen_shannon_divergence(probs, counts / counts.sum()))
+
+    def step(self) -> dict:
+        """One iteration: sample, estimate, maybe update. Returns the logged row."""
+        c = self.config
+        start = time.perf_counter()
+        key = jax.random.fold_in(self.key, self.iteration)
+        sample_key, jsd_key = jax.random.split(key)
+        batch, self.sampler_state, stats = self.sampler.sample(batched_log_prob, self.nqs, self.sampler_state, sample_key)
+        mean_matrix, levels, eps, variance = estimate(self.nqs, self.hamiltonian, batch.configs, batch.weights)
+        energy = float(jnp.real(jnp.trace(mean_matrix)))
+        if not math.isfinite(energy):
+            raise NonFiniteError(f"the energy became non-finite at iteration {self.iteration}")
+        jsd = self._jsd(jsd_key) if c.jsd_every and self.iteration % c.jsd_every == 0 else math.nan
+        updated = bool(stats["nqs_update"])
+        if updated:
+            nqs, opt_state, finite = update(
+                self.nqs, self.opt_state, self.optimizer, batch.configs, batch.weights, eps, c.diag_shift, c.minsr
+            )
+            if not bool(finite):
+                raise NonFiniteError(f"the NQS update became non-finite at iteration {self.iteration}")
+            self.nqs, self.opt_state = nqs, opt_state
+            self.nqs_step += 1
+        ess = 1.0 / float(jnp.sum(batch.weights**2))
+        row = {
+            "step": self.iteration, "nqs_step": self.nqs_step, "energy": energy,
+            "energy_error": energy - self.reference.sum() if self.reference is not None else math.nan,
+            "energy_sigma": math.sqrt(float(variance) / ess), "variance": float(variance),
+            "ess": stats["ess"], "efficiency": stats["efficiency"], "n_proposed": stats["n_proposed"],
+            "acceptance": stats["acceptance"], "nqs_updated": int(updated),
+            "seconds": time.perf_counter() - start, "jsd": jsd,
+        }  # fmt: skip
+        row.update({f"e_{k}": float(e) for k, e in enumerate(np.asarray(levels))})
+        self.rows.append(row)
+        self.iteration += 1
+        return row
+
+    def train(self, checkpoint_dir=None, progress: bool = True) -> str:
+        """Run until ``steps`` NQS updates; return ``"completed"`` or ``"stalled"``.
+
+        ``stalled``: NIR's efficiency stayed below ``alpha_eff`` for ``max_retries`` iterations in
+        a row (the paper's table 1 rows that were "not completed"). Checkpoints are written every
+        ``checkpoint_every`` iterations and at the end, only from finite states.
+        """
+        c = self.config
+        retries = 0
+        bar = tqdm(total=c.steps, initial=self.nqs_step, disable=not progress, desc="VMC", unit="step")
+        status = "completed"
+        try:
+            while self.nqs_step < c.steps:
+                row = self.step()
+                bar.update(row["nqs_updated"])
+                bar.set_postfix(energy=f"{row['energy']:.6f}", eff=f"{row['efficiency']:.2f}")
+                retries = 0 if row["nqs_updated"] else retries + 1
+                if retries >= c.max_retries:
+                    status = "stalled"
+                    break
+                if checkpoint_dir and self.iteration % c.checkpoint_every == 0:
+                    self.save_checkpoint(checkpoint_dir)
+        finally:
+            bar.close()
+        if checkpoint_dir:
+            self.save_checkpoint(checkpoint_dir)
+        return status
+
+    def evaluate(self) -> dict:
+        """Final estimate on at least ``eval_batch`` samples (the sampler state is not advanced)."""
+        key = jax.random.split(self.key)[1]  # distinct from every fold_in(key, iteration)
+        state, matrices, traces, weights = self.sampler_state, [], [], []
+        drawn = 0
+        while drawn < self.config.eval_batch:
+            key, subkey = jax.random.split(key)
+            batch, state, _ = self.sampler.sample(batched_log_prob, self.nqs, state, subkey)
+            mean_matrix, _, eps, _ = estimate(self.nqs, self.hamiltonian, batch.configs, batch.weights)
+            matrices.append(np.asarray(mean_matrix))
+            traces.append(np.asarray(eps))
+            weights.append(np.asarray(batch.weights))
+            drawn += len(batch.weights)
+        n_batches = len(matrices)
+        mean_matrix = sum(matrices) / n_batches
+        w = np.concatenate(weights) / n_batches
+        eps = np.concatenate(traces)
+        energy = float(np.real(np.trace(mean_matrix)))
+        variance = float(np.sum(w * np.abs(eps - np.sum(w * eps)) ** 2))
+        levels = np.sort(np.real(np.linalg.eigvals(mean_matrix)))
+        return {"energy": energy, "energy_sigma": math.sqrt(variance / (1.0 / np.sum(w**2))),
+                "variance": variance, "levels": levels}  # fmt: skip
+
+
+def run(config: VMCConfig, steps_csv, summary_csv, checkpoint_dir=None, resume=False, progress=True) -> dict:
+    """Train, evaluate and write the steps and summary CSVs (atomically). Returns the summary row."""
+    from nirbench.cli import write_csv_atomically
+
+    wall_start = time.perf_counter()
+    vmc = VMCRun(config)
+    if resume and checkpoint_dir:
+        vmc.load_checkpoint(checkpoint_dir)
+    status = vmc.train(checkpoint_dir, progress=progress)
+    final = vmc.evaluate()
+    steps = pd.DataFrame(vmc.rows)
+    level_columns = [f"e_{k}" for k in range(config.states)]
+    steps = steps.reindex(columns=STEP_COLUMNS + level_columns)
+    reference = vmc.reference.sum() if vmc.reference is not None else math.nan
+    proposal = getattr(vmc.sampler_state, "proposal", None)
+    summary = {
+        **vmc.hamiltonian.describe(), "states": config.states, "net": config.net, "sampler": config.sampler,
+        "seed": config.seed, "nqs_params": count_parameters(vmc.nqs),
+        "proposal_params": count_parameters(proposal) if proposal is not None else math.nan,
+        "steps": vmc.nqs_step, "iterations": vmc.iteration, "batch": config.batch,
+        "energy": final["energy"], "energy_sigma": final["energy_sigma"], "variance": final["variance"],
+        **{f"e_{k}": e for k, e in enumerate(final["levels"])},
+        "reference_energy": reference,
+        "relative_error": abs(final["energy"] - reference) / abs(reference) if vmc.reference is not None else math.nan,
+        "mean_efficiency": steps["efficiency"].mean(), "mean_ess": steps["ess"].mean(),
+        "wall_seconds": time.perf_counter() - wall_start, "status": status,
+    }  # fmt: skip
+    write_csv_atomically(steps, steps_csv)
+    write_csv_atomically(pd.DataFrame([summary]), summary_csv)
+    return summary

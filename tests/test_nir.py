@@ -1,0 +1,221 @@
+"""NIR sampler: exactness (chi-square vs exact |Psi|^2), efficiency, modes, symmetrised proposal, errors.
+
+Target: a random multi-state NQS (K=2 MLPs) for TFI on a periodic 2x2 lattice, T = K*N = 8 tokens,
+256 tuples (16 with repeated rows, where Psi vanishes). The proposal is small (embed 16, 2 layers).
+"""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+import scipy.stats
+
+from nirbench.hamiltonians import make_hamiltonian
+from nirbench.models import batched_log_prob, build_nqs
+from nirbench.proposal import TransformerProposal, spins_to_tokens, tokens_to_spins, train_step
+from nirbench.samplers import (
+    STATS_KEYS,
+    NIRSampler,
+    SymmetryGroup,
+    exact_distribution,
+    indices_from_spins,
+    make_sampler,
+)
+from nirbench.samplers.base import log_effective_sample_size
+from nirbench.samplers.exact import chi_square_pvalue, histogram
+from nirbench.samplers.nir import check_permutation_group, symmetrized_log_prob
+
+K, N = 2, 4
+ARCH = {"embed_dim": 16, "n_heads": 2, "n_layers": 2}
+P_MIN = 1e-3
+B = 512
+# A resampled batch of B drawn from a pool of effective size ESS has count variance inflated by
+# about (1 + B / ESS) relative to B independent draws (the pool itself fluctuates). The paper's
+# alpha_ess = 2 gives a factor ~1.5, which a chi-square test over ~240 bins detects; the exactness
+# tests therefore use alpha_ess = 16 (factor ~1.06).
+ALPHA = 16.0
+
+
+@pytest.fixture(scope="module")
+def target():
+    hamiltonian = make_hamiltonian("tfi", 2, 2, bc="periodic", g=1.0)
+    nqs = build_nqs(hamiltonian, "mlp", n_states=K, width=8, depth=1, key=jax.random.key(0))
+    configs, probs = exact_distribution(batched_log_prob, nqs, K, N)
+    return hamiltonian, nqs, configs, np.asarray(probs)
+
+
+@pytest.fixture(scope="module")
+def trained_proposal(target):
+    """The proposal fitted to the exact |Psi|^2: 300 full-batch steps of the weighted forward KL."""
+    _, _, configs, probs = target
+    proposal = TransformerProposal(K * N, **ARCH, key=jax.random.key(1))
+    optimizer = optax.adam(1e-2)
+    opt_state = optimizer.init(eqx.filter(proposal, eqx.is_inexact_array))
+    tokens, weights = spins_to_tokens(configs), jnp.asarray(probs)
+    for _ in range(300):
+        proposal, opt_state, loss = train_step(proposal, opt_state, optimizer, tokens, weights)
+    entropy = -np.sum(probs[probs > 0] * np.log(probs[probs > 0]))
+    assert float(loss) - entropy < 0.1  # forward KL(p || q) after training
+    return proposal
+
+
+def weighted_chi_square_pvalue(weighted_hist, probs, n_eff, min_expected=5.0):
+    """Chi-square-like p-value of a self-normalised weighted histogram, with ``n_eff`` = ESS."""
+    keep = probs > 1e-20
+    order = np.argsort(probs[keep])
+    p, q = probs[keep][order], weighted_hist[keep][order]
+    groups_p, groups_q, acc_p, acc_q = [], [], 0.0, 0.0
+    for pi, qi in zip(p, q):
+        acc_p, acc_q = acc_p + pi, acc_q + qi
+        if acc_p * n_eff >= min_expected:
+            groups_p.append(acc_p)
+            groups_q.append(acc_q)
+            acc_p = acc_q = 0.0
+    groups_p[-1] += acc_p
+    groups_q[-1] += acc_q
+    groups_p, groups_q = np.array(groups_p), np.array(groups_q)
+    statistic = n_eff * np.sum((groups_q - groups_p) ** 2 / groups_p)
+    return float(scipy.stats.chi2.sf(statistic, len(groups_p) - 1))
+
+
+def test_log_effective_sample_size():
+    assert np.isclose(np.exp(log_effective_sample_size(jnp.zeros(100))), 100)
+    one = jnp.full(10, -jnp.inf).at[3].set(5.0)
+    assert np.isclose(np.exp(log_effective_sample_size(one)), 1.0)
+    assert log_effective_sample_size(jnp.full(4, -jnp.inf)) == -jnp.inf
+    w = np.random.default_rng(0).exponential(size=50)
+    assert np.isclose(np.exp(log_effective_sample_size(jnp.log(w))), w.sum() ** 2 / np.sum(w**2))
+
+
+def test_nir_resample_is_exact_and_efficient(target, trained_proposal):
+    hamiltonian, nqs, _, probs = target
+    default = make_sampler("nir", hamiltonian, B, n_states=K, **ARCH)
+    assert (default.alpha_ess, default.alpha_eff, default.loss, default.mode) == (2.0, 0.1, "forward", "resample")
+    sampler = make_sampler("nir", hamiltonian, B, n_states=K, alpha_ess=ALPHA, **ARCH)
+    state = sampler.init(jax.random.key(2), K, N, proposal=trained_proposal)
+    counts = np.zeros(probs.size)
+    for seed in range(6):
+        batch, state, stats = sampler.sample(batched_log_prob, nqs, state, jax.random.key(10 + seed))
+        assert set(STATS_KEYS) | {"proposal_loss", "n_rounds"} <= set(stats)
+        assert batch.configs.shape == (B, K, N) and batch.configs.dtype == jnp.int8
+        assert np.allclose(np.asarray(batch.weights), 1 / B)
+        assert stats["n_proposed"] == B * stats["n_rounds"]
+        assert stats["ess"] >= ALPHA * B and np.isclose(stats["efficiency"], stats["ess"] / stats["n_proposed"])
+        assert stats["efficiency"] > 0.8 and stats["nqs_update"] is True
+        assert np.isfinite(stats["proposal_loss"]) and np.isnan(stats["acceptance"])
+        counts += histogram(batch.configs)
+    assert counts[probs < 1e-20].sum() == 0  # Psi = 0 tuples (repeated rows) are never drawn
+    assert chi_square_pvalue(counts, probs) > P_MIN
+    # the chi-square test can fail: the proposal's own draws follow q, not p
+    tokens, _ = state.proposal.sample(jax.random.key(99), 20000)
+    q_counts = histogram(tokens_to_spins(tokens, K, N))
+    assert chi_square_pvalue(q_counts, probs) < 1e-6
+
+
+def test_nir_importance_mode_weighted_histogram(target):
+    """Importance mode with an *untrained* proposal: only the weights make the histogram right."""
+    hamiltonian, nqs, _, probs = target
+    sampler = make_sampler("nir", hamiltonian, B, n_states=K, mode="importance", alpha_ess=8.0, **ARCH)
+    state = sampler.init(jax.random.key(3), K, N)
+    batch, state, stats = sampler.sample(batched_log_prob, nqs, state, jax.random.key(20))
+    assert batch.configs.shape == (stats["n_proposed"], K, N)
+    assert stats["efficiency"] < 0.8  # the untrained proposal is clearly not the target
+    assert np.isclose(float(jnp.sum(batch.weights)), 1.0)
+    assert np.isclose(1.0 / np.sum(np.asarray(batch.weights) ** 2), stats["ess"])
+    weighted = histogram(batch.configs, batch.weights)
+    assert weighted_chi_square_pvalue(weighted, probs, stats["ess"]) > P_MIN
+    # ignoring the weights is detectably wrong
+    unweighted = histogram(batch.configs) / stats["n_proposed"]
+    assert weighted_chi_square_pvalue(unweighted, probs, stats["n_proposed"]) < 1e-6
+
+
+def test_nir_fixed_rounds_thresholds_and_backward(target, trained_proposal):
+    hamiltonian, nqs, _, _ = target
+    fixed = make_sampler("nir", hamiltonian, B, n_states=K, adaptive=False, n_proposal_batches=3,
+                         alpha_eff=1.0, **ARCH)
+    state = fixed.init(jax.random.key(4), K, N, proposal=trained_proposal)
+    _, _, stats = fixed.sample(batched_log_prob, nqs, state, jax.random.key(30))
+    assert stats["n_proposed"] == 3 * B and stats["n_rounds"] == 3
+    assert stats["nqs_update"] is True  # always when not adaptive
+    strict = make_sampler("nir", hamiltonian, B, n_states=K, alpha_eff=1.0, max_rounds=1, **ARCH)
+    _, _, stats = strict.sample(batched_log_prob, nqs, state, jax.random.key(31))
+    assert stats["n_rounds"] == 1 and stats["nqs_update"] is False  # efficiency < 1 and round cap
+    backward = make_sampler("nir", hamiltonian, B, n_states=K, loss="backward", **ARCH)
+    batch, new_state, stats = backward.sample(batched_log_prob, nqs, state, jax.random.key(32))
+    assert np.isfinite(stats["proposal_loss"]) and batch.configs.shape == (B, K, N)
+    before, after = state.proposal.head.weight, new_state.proposal.head.weight
+    assert not np.allclose(np.asarray(before), np.asarray(after))
+
+
+def test_symmetrized_density_is_normalised_and_invariant(target, trained_proposal):
+    hamiltonian, _, configs, _ = target
+    perms = hamiltonian.lattice.symmetry_group()
+    group = SymmetryGroup.build(perms, K, spin_flip=True)
+    assert group.size == len(perms) * 2 * 2
+    log_qg = symmetrized_log_prob(trained_proposal, group, configs)
+    assert np.isclose(float(jnp.sum(jnp.exp(log_qg))), 1.0, atol=1e-10)
+    elements = jax.random.randint(jax.random.key(5), (configs.shape[0],), 0, group.size)
+    moved = group.apply(configs, elements)
+    assert not np.array_equal(np.asarray(moved), np.asarray(configs))
+    assert np.allclose(np.asarray(symmetrized_log_prob(trained_proposal, group, moved)), np.asarray(log_qg))
+    # the plain proposal is not invariant, so the test above is not vacuous
+    log_q = trained_proposal.log_prob_batch(spins_to_tokens(configs))
+    log_q_moved = trained_proposal.log_prob_batch(spins_to_tokens(moved))
+    assert not np.allclose(np.asarray(log_q), np.asarray(log_q_moved))
+
+
+def test_nir_symmetrized_sampling_is_exact(target, trained_proposal):
+    """The symmetry-augmented proposal keeps NIR exact (the MLP target itself is not symmetric).
+
+    Importance mode, one call: q_G costs |G'| = 32 proposal passes per configuration here.
+    """
+    hamiltonian, nqs, _, probs = target
+    sampler = make_sampler("nir", hamiltonian, B, n_states=K, symmetrize=True, mode="importance",
+                           alpha_ess=4.0, **ARCH)
+    assert len(sampler.symmetry_perms) == 8 and sampler.group().size == 32
+    state = sampler.init(jax.random.key(6), K, N, proposal=trained_proposal)
+    batch, state, stats = sampler.sample(batched_log_prob, nqs, state, jax.random.key(40))
+    assert stats["efficiency"] > 0.1 and stats["ess"] >= 4.0 * B
+    assert np.all(np.asarray(batch.weights)[probs[np.asarray(indices_from_spins(batch.configs))] < 1e-20] < 1e-20)
+    weighted = histogram(batch.configs, batch.weights)
+    assert weighted_chi_square_pvalue(weighted, probs, stats["ess"]) > P_MIN
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"batch_size": 0}, "batch_size"),
+    ({"alpha_ess": 0.0}, "alpha_ess"),
+    ({"alpha_ess": -1.0}, "alpha_ess"),
+    ({"p_floor": 0.5}, "p_floor"),
+    ({"p_floor": -0.1}, "p_floor"),
+    ({"loss": "reverse"}, "'forward', 'backward'"),
+    ({"mode": "weighted"}, "'resample', 'importance'"),
+    ({"alpha_eff": 1.5}, "alpha_eff"),
+    ({"max_rounds": 0}, "max_rounds"),
+    ({"n_proposal_batches": 2}, "adaptive=False"),
+    ({"adaptive": False, "n_proposal_batches": 0}, "n_proposal_batches"),
+    ({"embed_dim": 10, "n_heads": 4}, "multiple of n_heads"),
+    ({"symmetry_perms": [[0, 1, 2, 3], [1, 0, 2, 3], [0, 1, 3, 2]]}, "not closed"),
+    ({"symmetry_perms": [[1, 0, 2, 3], [0, 1, 2, 3], [0, 0, 2, 3]]}, "permutation"),
+    ({"symmetry_perms": [[0, 1, 2]]}, "columns"),
+])
+def test_nir_bad_input(kwargs, match):
+    options = {"batch_size": 16, "n_states": K, "n_sites": N, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        NIRSampler(**options)
+
+
+def test_nir_init_checks_sizes():
+    sampler = NIRSampler(16, K, N, **ARCH)
+    with pytest.raises(ValueError, match="K=2, N=4"):
+        sampler.init(jax.random.key(0), 3, 4)
+    with pytest.raises(ValueError, match="tokens"):
+        sampler.init(jax.random.key(0), K, N, proposal=TransformerProposal(5, **ARCH, key=jax.random.key(0)))
+
+
+def test_check_permutation_group_accepts_lattice_groups():
+    from nirbench.lattice import SquareLattice
+
+    check_permutation_group(SquareLattice(3, 2).symmetry_group())
+    check_permutation_group(SquareLattice(4, 4, "open").point_group())

@@ -1,0 +1,239 @@
+"""Tests of the Transformer proposal: normalisation, KV cache vs naive sampling, floor, training."""
+
+import itertools
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.scipy.special import logsumexp
+
+import nirbench  # noqa: F401  (enables x64)
+from nirbench.proposal import (
+    TransformerProposal,
+    backward_kl_loss,
+    backward_train_step,
+    forward_kl_loss,
+    make_proposal_optimizer,
+    random_block_permutation,
+    spins_to_tokens,
+    time_sampling,
+    tokens_to_spins,
+    train_step,
+)
+
+SMALL = {"embed_dim": 16, "n_heads": 2, "n_layers": 2}
+
+
+def all_strings(t_len):
+    return jnp.array(list(itertools.product([0, 1], repeat=t_len)), dtype=jnp.int32)
+
+
+def scale_head(model, factor):
+    return eqx.tree_at(lambda m: m.head.weight, model, model.head.weight * factor)
+
+
+@pytest.fixture(scope="module")
+def model12():
+    return TransformerProposal(12, **SMALL, key=jax.random.PRNGKey(0))
+
+
+@pytest.fixture(scope="module")
+def sharp12(model12):
+    """An untrained network whose conditionals are far from 1/2 and depend on the context."""
+    return scale_head(model12, 4.0)
+
+
+def test_sample_log_q_matches_log_prob(model12):
+    tokens, log_q = model12.sample(jax.random.PRNGKey(1), 64)
+    assert tokens.shape == (64, 12) and tokens.dtype == jnp.int32
+    assert log_q.shape == (64,) and log_q.dtype == jnp.float64
+    assert set(np.unique(tokens)) <= {0, 1}
+    np.testing.assert_allclose(log_q, model12.log_prob_batch(tokens), rtol=0, atol=1e-10)
+    # usable inside an outer jit with static n
+    tokens_jit, _ = eqx.filter_jit(lambda m, k: m.sample(k, 64))(model12, jax.random.PRNGKey(1))
+    np.testing.assert_array_equal(tokens_jit, tokens)
+
+
+@pytest.mark.parametrize("t_len", [6, 10])
+def test_q_is_normalised(t_len):
+    model = TransformerProposal(t_len, **SMALL, key=jax.random.PRNGKey(t_len))
+    model = scale_head(model, 4.0)  # a non-uniform q
+    log_q = model.log_prob_batch(all_strings(t_len))
+    assert float(jnp.std(log_q)) > 0.5
+    assert abs(float(jnp.exp(logsumexp(log_q))) - 1.0) < 1e-10
+
+
+@pytest.mark.parametrize(("sharp", "block_size"), [(False, None), (True, None), (True, 5)])
+def test_kv_cache_equals_naive(model12, sharp12, sharp, block_size):
+    """KV-cache and naive samplers agree exactly; block_size=5 splits T=12 into cache blocks 5, 5, 2."""
+    model = sharp12 if sharp else model12
+    key = jax.random.PRNGKey(7)
+    tokens, log_q = model.sample(key, 64, block_size=block_size)
+    tokens_naive, log_q_naive = model.sample_naive(key, 64)
+    np.testing.assert_array_equal(tokens, tokens_naive)
+    np.testing.assert_allclose(log_q, log_q_naive, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(log_q, model.log_prob_batch(tokens), rtol=0, atol=1e-10)
+    if sharp:
+        # the check has teeth: conditionals are far from 1/2 and depend on the context,
+        # so tokens follow the network, not just the uniforms
+        log_cond = eqx.filter_jit(lambda m, t: jax.vmap(m.log_conditionals)(t))(model, tokens)
+        p_one = jnp.exp(log_cond[..., 1])
+        assert float(jnp.mean(jnp.abs(p_one - 0.5) > 0.4)) > 0.2
+        assert float(jnp.mean(jnp.std(p_one, axis=0))) > 0.1
+        assert len({tuple(row) for row in np.asarray(tokens)}) > 20
+
+
+def test_different_keys_give_different_samples(model12):
+    a, _ = model12.sample(jax.random.PRNGKey(1), 64)
+    b, _ = model12.sample(jax.random.PRNGKey(2), 64)
+    assert not np.array_equal(a, b)
+
+
+def test_p_floor_bounds_q():
+    t_len, p_floor = 6, 1e-2
+    model = TransformerProposal(t_len, **SMALL, p_floor=p_floor, key=jax.random.PRNGKey(3))
+    model = scale_head(model, 1e3)  # saturated softmax
+    log_q = model.log_prob_batch(all_strings(t_len))
+    assert bool(jnp.all(jnp.isfinite(log_q)))
+    assert float(log_q.min()) >= t_len * np.log(p_floor) - 1e-10
+    # the floor is active: the least likely string picks the floor at every position
+    assert float(log_q.min()) == pytest.approx(t_len * np.log(p_floor), rel=1e-6)
+    assert abs(float(jnp.exp(logsumexp(log_q))) - 1.0) < 1e-10
+    # without the floor the same network gives (numerically) vanishing probabilities
+    no_floor = TransformerProposal(t_len, **SMALL, p_floor=0.0, key=jax.random.PRNGKey(3))
+    no_floor = scale_head(no_floor, 1e3)
+    assert float(no_floor.log_prob_batch(all_strings(t_len)).min()) < t_len * np.log(p_floor) - 50
+
+
+@pytest.mark.parametrize("p_floor", [-1e-3, 0.5, 0.7])
+def test_bad_p_floor_raises(p_floor):
+    with pytest.raises(ValueError, match="p_floor"):
+        TransformerProposal(4, **SMALL, p_floor=p_floor, key=jax.random.PRNGKey(0))
+
+
+def test_bad_shapes_raise():
+    with pytest.raises(ValueError, match="n_heads"):
+        TransformerProposal(4, embed_dim=10, n_heads=4, key=jax.random.PRNGKey(0))
+    with pytest.raises(ValueError, match="n_tokens"):
+        TransformerProposal(0, **SMALL, key=jax.random.PRNGKey(0))
+    model = TransformerProposal(4, **SMALL, key=jax.random.PRNGKey(0))
+    with pytest.raises(ValueError, match="T = 4"):
+        model.log_prob(jnp.zeros(5, dtype=jnp.int32))
+
+
+def exact_kl(log_p, log_q):
+    return float(jnp.sum(jnp.exp(log_p) * (log_p - log_q)))
+
+
+def test_forward_kl_training_fits_a_known_distribution():
+    t_len = 6
+    key_target, key_draw, key_model = jax.random.split(jax.random.PRNGKey(11), 3)
+    log_p = jax.nn.log_softmax(1.5 * jax.random.normal(key_target, (2**t_len,)))
+    strings = all_strings(t_len)
+    draws = jax.random.categorical(key_draw, log_p, shape=(2000,))
+    samples = strings[draws]
+    # T = 6 has only 64 strings: train on them with the sample counts as weights, which is the
+    # same loss as the mean over the 2000 samples at 1/30 of the cost
+    counts = jnp.bincount(draws, length=2**t_len).astype(jnp.float64)
+
+    model = TransformerProposal(t_len, **SMALL, key=key_model)
+    np.testing.assert_allclose(
+        forward_kl_loss(model, strings, counts), -jnp.mean(model.log_prob_batch(samples)), rtol=1e-12
+    )
+    optimizer = make_proposal_optimizer(5e-3)
+    opt_state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))
+    kl0 = exact_kl(log_p, model.log_prob_batch(strings))
+    losses = []
+    for _ in range(300):
+        model, opt_state, loss = train_step(model, opt_state, optimizer, strings, counts)
+        losses.append(float(loss))
+    kl = exact_kl(log_p, model.log_prob_batch(strings))
+    assert losses[-1] < losses[0]
+    print(f"forward KL {kl0:.4f} -> {kl:.4f}")
+    assert kl < 0.5 * kl0 and kl < 0.05, (kl0, kl)
+
+
+def test_forward_kl_weights_are_self_normalised():
+    model = TransformerProposal(6, **SMALL, key=jax.random.PRNGKey(5))
+    tokens = all_strings(6)
+    log_q = model.log_prob_batch(tokens)
+    loss = forward_kl_loss(model, tokens)
+    np.testing.assert_allclose(loss, -jnp.mean(log_q), rtol=1e-12)
+    np.testing.assert_allclose(forward_kl_loss(model, tokens, 3.0 * jnp.ones(64)), loss, rtol=1e-12)
+    weights = jnp.zeros(64).at[3].set(2.0).at[7].set(6.0)
+    expected = -(0.25 * log_q[3] + 0.75 * log_q[7])
+    np.testing.assert_allclose(forward_kl_loss(model, tokens, weights), expected, rtol=1e-12)
+    # the weighted train_step returns the loss before the update
+    optimizer = make_proposal_optimizer(5e-3)
+    opt_state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))
+    _, _, step_loss = train_step(model, opt_state, optimizer, tokens, weights)
+    np.testing.assert_allclose(step_loss, expected, rtol=1e-12)
+
+
+def test_backward_kl_training_reduces_reverse_kl():
+    t_len = 6
+    strings = all_strings(t_len)
+    log_p = jax.nn.log_softmax(1.5 * jax.random.normal(jax.random.PRNGKey(12), (2**t_len,)))
+    place = 2 ** jnp.arange(t_len - 1, -1, -1)  # all_strings is in binary order: index = tokens @ place
+    model = TransformerProposal(t_len, **SMALL, key=jax.random.PRNGKey(13))
+    optimizer = make_proposal_optimizer(1e-2)
+    opt_state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))
+
+    def reverse_kl(m):
+        log_q = m.log_prob_batch(strings)
+        return exact_kl(log_q, log_p)
+
+    # q = p (up to normalisation): the baseline makes the eq. 12 gradient vanish
+    tokens, log_q = model.sample(jax.random.PRNGKey(15), 256)
+    grad_fn = eqx.filter_jit(eqx.filter_grad(backward_kl_loss))
+
+    def largest(tree):
+        return max(float(jnp.abs(g).max()) for g in jax.tree_util.tree_leaves(tree))
+
+    assert largest(grad_fn(model, tokens, log_q + 5.0)) < 1e-12
+    assert largest(grad_fn(model, tokens, log_p[tokens @ place])) > 1e-3
+
+    kl0 = reverse_kl(model)
+    key = jax.random.PRNGKey(14)
+    for _ in range(40):
+        key, sub = jax.random.split(key)
+        tokens, _ = model.sample(sub, 256)
+        target = log_p[tokens @ place] + 2.0  # unnormalised
+        model, opt_state, _ = backward_train_step(model, opt_state, optimizer, tokens, target)
+    kl = reverse_kl(model)
+    print(f"reverse KL {kl0:.4f} -> {kl:.4f}")
+    assert kl < 0.5 * kl0, (kl0, kl)
+
+
+def test_spins_tokens_round_trip():
+    rng = np.random.default_rng(0)
+    configs = rng.choice(np.array([-1, 1], dtype=np.int8), size=(5, 3, 4))
+    tokens = spins_to_tokens(configs)
+    assert tokens.shape == (5, 12) and tokens.dtype == jnp.int32
+    np.testing.assert_array_equal(tokens[:, :4], (configs[:, 0] == -1).astype(np.int32))
+    back = tokens_to_spins(tokens, 3, 4)
+    assert back.dtype == jnp.int8
+    np.testing.assert_array_equal(back, configs)
+    assert int(spins_to_tokens(np.ones((1, 2)))[0]) == 0
+    assert int(spins_to_tokens(-np.ones((1, 2)))[0]) == 1
+    with pytest.raises(ValueError):
+        tokens_to_spins(tokens, 2, 4)
+
+
+def test_random_block_permutation_permutes_whole_blocks():
+    n_states, n_sites, batch = 3, 4, 40
+    tokens = jax.random.bernoulli(jax.random.PRNGKey(0), 0.5, (batch, n_states * n_sites)).astype(jnp.int32)
+    permuted = random_block_permutation(jax.random.PRNGKey(1), tokens, n_states, n_sites)
+    assert permuted.shape == tokens.shape and permuted.dtype == tokens.dtype
+    a = np.asarray(tokens).reshape(batch, n_states, n_sites)
+    b = np.asarray(permuted).reshape(batch, n_states, n_sites)
+    for row_a, row_b in zip(a, b):
+        assert sorted(map(tuple, row_a)) == sorted(map(tuple, row_b))
+    assert not np.array_equal(a, b)  # some rows actually moved
+
+
+def test_time_sampling_runs():
+    seconds = time_sampling(4, 8, embed_dim=16, n_heads=2, n_layers=1, repeats=2)
+    assert 0.0 < seconds < 60.0

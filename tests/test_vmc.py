@@ -1,0 +1,128 @@
+"""The VMC driver: exact gradient, resume, reproducibility and input validation."""
+
+import itertools
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+
+from nirbench.exact import all_configurations
+from nirbench.vmc import VMCConfig, VMCRun, energy_gradient, estimate, run
+
+TINY = {"model": "tfi", "lx": 2, "ly": 2, "bc": "open", "g": 1.5, "width": 8, "depth": 1, "batch": 32, "eval_batch": 64}
+
+
+def _exact_trace_energy(nqs, hamiltonian):
+    """tr(S^-1 H_sub) from the full vectors psi_j (DESIGN.md), the exact multi-state energy."""
+    configs = all_configurations(hamiltonian.n_sites)
+    log_amp = jax.vmap(lambda s: nqs.log_amplitudes(s[None])[0])(configs)  # (D, K)
+    psi = jnp.exp(log_amp)
+    h = jnp.asarray(hamiltonian.to_sparse().toarray())
+    overlap = psi.conj().T @ psi
+    h_sub = psi.conj().T @ h @ psi
+    return jnp.real(jnp.trace(jnp.linalg.solve(overlap, h_sub)))
+
+
+def _all_tuples(n_sites, n_states):
+    configs = all_configurations(n_sites)
+    return np.array([np.stack(t) for t in itertools.product(configs, repeat=n_states)])
+
+
+@pytest.mark.parametrize("n_states", [1, 2])
+def test_trace_energy_gradient_matches_finite_differences(n_states):
+    vmc = VMCRun(VMCConfig(**TINY, states=n_states, sampler="exact"))
+    nqs, hamiltonian = vmc.nqs, vmc.hamiltonian
+    tuples = jnp.asarray(_all_tuples(hamiltonian.n_sites, n_states))
+    log_prob = jax.vmap(nqs.log_prob)(tuples)
+    distinct = np.array([len({row.tobytes() for row in np.asarray(t)}) == n_states for t in tuples])
+    tuples, log_prob = tuples[distinct], log_prob[distinct]  # repeated rows: Psi = 0, never drawn
+    weights = jnp.exp(log_prob - jax.scipy.special.logsumexp(log_prob))
+    mean_matrix, _, eps, _ = estimate(nqs, hamiltonian, tuples, weights)
+    # the enumeration average of the local energy matrix is the exact energy
+    assert float(jnp.real(jnp.trace(mean_matrix))) == pytest.approx(float(_exact_trace_energy(nqs, hamiltonian)), abs=1e-10)
+    gradient = energy_gradient(nqs, tuples, weights, eps)
+
+    params, static = eqx.partition(nqs, eqx.is_inexact_array)
+    flat, unravel = jax.flatten_util.ravel_pytree(params)
+    grad_flat, _ = jax.flatten_util.ravel_pytree(gradient)
+    direction = jax.random.normal(jax.random.PRNGKey(1), flat.shape)
+
+    def energy_at(theta):
+        return _exact_trace_energy(eqx.combine(unravel(theta), static), hamiltonian)
+
+    h = 1e-5
+    finite_difference = (energy_at(flat + h * direction) - energy_at(flat - h * direction)) / (2 * h)
+    assert float(grad_flat @ direction) == pytest.approx(float(finite_difference), rel=1e-6, abs=1e-9)
+
+
+@pytest.mark.parametrize("sampler", ["mcmc", "nir"])
+def test_resumed_run_reproduces_uninterrupted_run(tmp_path, sampler):
+    options = dict(**TINY, states=2, sampler=sampler, steps=4, checkpoint_every=2,
+                   mcmc_warmup=8, mcmc_thinning=2, proposal_dim=8, proposal_layers=1, proposal_heads=2)
+    config = VMCConfig(**options)
+    full = VMCRun(config)
+    full.train(progress=False)
+
+    interrupted = VMCRun(config)
+    for _ in range(2):
+        interrupted.step()
+    interrupted.save_checkpoint(tmp_path / "ckpt")  # the run is "killed" here
+    resumed = VMCRun(config)
+    assert resumed.load_checkpoint(tmp_path / "ckpt")
+    resumed.train(progress=False)
+    drop = ["seconds"]
+    pd.testing.assert_frame_equal(
+        pd.DataFrame(resumed.rows).drop(columns=drop), pd.DataFrame(full.rows).drop(columns=drop)
+    )
+
+
+def test_same_seed_gives_the_same_csv(tmp_path):
+    config = VMCConfig(**TINY, sampler="mcmc", steps=3, mcmc_warmup=8, mcmc_thinning=2)
+    for name in ("a", "b"):
+        run(config, tmp_path / f"{name}.csv", tmp_path / f"{name}_summary.csv", progress=False)
+    a, b = (pd.read_csv(tmp_path / f"{n}.csv").drop(columns=["seconds"]) for n in "ab")
+    pd.testing.assert_frame_equal(a, b)
+    summary = pd.read_csv(tmp_path / "a_summary.csv")
+    assert summary.loc[0, "steps"] == 3 and summary.loc[0, "status"] == "completed"
+
+
+def test_energy_decreases_with_exact_sampling():
+    config = VMCConfig(**TINY, sampler="exact", steps=60, lr=0.01, states=1)
+    vmc = VMCRun(config)
+    vmc.train(progress=False)
+    energies = pd.DataFrame(vmc.rows)["energy"].to_numpy()
+    exact = np.linalg.eigvalsh(vmc.hamiltonian.to_sparse().toarray())[0]
+    assert energies[-10:].mean() < energies[:5].mean()
+    assert abs(energies[-10:].mean() - exact) < abs(energies[:5].mean() - exact) / 3
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"net": "transformer"}, "unknown net"),
+        ({"sampler": "gibbs"}, "unknown sampler"),
+        ({"diag_shift": 0.0}, "diag_shift must be > 0"),
+        ({"states": 17}, "exceeds the number of configurations"),
+        ({"batch": "many"}, "must be of type int"),
+    ],
+)
+def test_bad_input_fails_before_computation(changes, message):
+    with pytest.raises(ValueError, match=message):
+        VMCRun(VMCConfig.from_dict({**TINY, **changes}))
+
+
+def test_unknown_option_is_named():
+    with pytest.raises(ValueError, match="unknown VMC option.*'gamma'"):
+        VMCConfig.from_dict({**TINY, "gamma": 1})
+
+
+def test_reference_for_another_system_is_rejected(tmp_path):
+    from nirbench.cli import main
+
+    reference = tmp_path / "ed.csv"
+    assert main(["ed", "--model", "tfi", "--lx", "2", "--ly", "2", "--bc", "open", "--g", "3.0", "--out", str(reference)]) == 0
+    with pytest.raises(ValueError, match="g="):
+        VMCRun(VMCConfig.from_dict({**TINY, "reference": str(reference)}))

@@ -1,0 +1,336 @@
+# Helpers shared by every stage: path builders, the experiment plans read from the config,
+# the settings of one VMC run and the text of its RUN.yaml.
+#
+# Layout of what the pipeline writes (every path spells its parameters):
+#   {results}/ed/{system}/levels.csv                               nirbench ed
+#   {results}/dmrg/{system}/chi~25-50-100-200/scan.csv             nirbench dmrg
+#   {results}/dmrg/{system}/chi~25-50-100-200/extrapolated.csv     nirbench extrapolate
+#   {results}/vmc/preset~{preset}/{system}/sampler~{s}/seed~{n}/   run.yaml, steps.csv,
+#                                                                  summary.csv, checkpoints/
+#   {results}/{fig2_runs,fig2_training,fig3_jsd,fig4_levels,table1_runs,table1}.csv, table1.md
+#   {results}/logs/..., {results}/benchmarks/..., {results}/provenance.json
+#   {figures}/{fig2_energy_vs_g,fig2_training,fig3_jsd,fig4_levels,fig4_error}.{png,pdf}
+# with {system} = {model}/L~{lx}x{ly}/bc~{bc}/{g|j2}~{value}/K~{states}.
+
+import os
+import re
+import time
+from dataclasses import dataclass
+
+import yaml
+
+RESULTS = os.path.normpath(config["results_dir"])
+FIGURES = os.path.normpath(config["figures_dir"])
+EXPERIMENTS = config["experiments"]
+FIGURE_FORMATS = ["png", "pdf"]
+ENV = "../envs/nirbench.yaml"
+
+
+wildcard_constraints:
+    model="tfi|j1j2",
+    lx=r"\d+",
+    ly=r"\d+",
+    bc="open|periodic",
+    coupling=r"(g|j2)~[0-9][0-9.e+-]*",
+    g=r"[0-9][0-9.e+-]*",
+    K=r"\d+",
+    chis=r"\d+(-\d+)*",
+    preset=r"[A-Za-z0-9_]+(-d\d+l\d+)?",
+    sampler="nir|mcmc|exact",
+    seed=r"\d+",
+
+
+# Path patterns (relative parts); wildcards in braces.
+SYSTEM = "{model}/L~{lx}x{ly}/bc~{bc}/{coupling}/K~{K}"
+RUN = f"preset~{{preset}}/{SYSTEM}/sampler~{{sampler}}/seed~{{seed}}"
+RUN_DIR = f"{RESULTS}/vmc/{RUN}"
+DMRG_DIR = f"{RESULTS}/dmrg/tfi/L~{{lx}}x{{ly}}/bc~{{bc}}/g~{{g}}/K~{{K}}/chi~{{chis}}"
+
+
+# --------------------------------------------------------------------------- config checks
+def parse_lattice(text, key):
+    """'6x4' -> (6, 4); both lengths must be >= 2."""
+    lx, ly = (int(part) for part in text.split("x"))
+    if lx < 2 or ly < 2:
+        raise ValueError(f"config key {key}: the lattice must be at least 2x2, got {text!r}")
+    return lx, ly
+
+
+def check_config(cfg):
+    """Checks the JSON schema cannot express; each error names the offending key."""
+    presets = cfg["presets"]
+    for name, exp in cfg["experiments"].items():
+        if exp["preset"] not in presets:
+            raise ValueError(
+                f"config key experiments.{name}.preset: unknown preset {exp['preset']!r}; "
+                f"the presets are {sorted(presets)}"
+            )
+        for i, lattice in enumerate(exp.get("lattices", [])):
+            parse_lattice(lattice, f"experiments.{name}.lattices[{i}]")
+        if "lattice" in exp:
+            parse_lattice(exp["lattice"], f"experiments.{name}.lattice")
+    fig4 = cfg["experiments"]["fig4"]
+    if fig4["enabled"] and fig4["dmrg_chi_shown"] not in cfg["references"]["dmrg_chi"]:
+        raise ValueError(
+            f"config key experiments.fig4.dmrg_chi_shown: {fig4['dmrg_chi_shown']} is not one of "
+            f"references.dmrg_chi = {cfg['references']['dmrg_chi']}"
+        )
+    table1 = cfg["experiments"]["table1"]
+    lx, ly = parse_lattice(table1["lattice"], "experiments.table1.lattice")
+    if (lx * ly) % 2:
+        raise ValueError(
+            f"config key experiments.table1.lattice: the J1-J2 model needs an even number of sites "
+            f"(zero-magnetisation sector), got {table1['lattice']!r}"
+        )
+
+
+# --------------------------------------------------------------------------- systems and runs
+def fmt_float(value):
+    """The spelling of a coupling in a path: 1 -> '1.0', 0.01 -> '0.01'."""
+    return repr(float(value))
+
+
+@dataclass(frozen=True)
+class System:
+    """A Hamiltonian and the number K of lowest states: one ED/DMRG reference, many VMC runs."""
+
+    model: str
+    lx: int
+    ly: int
+    bc: str
+    coupling: float  # g (TFI) or J2/J1 (J1-J2)
+    states: int
+
+    def __post_init__(self):
+        object.__setattr__(self, "coupling", float(self.coupling))
+
+    @property
+    def coupling_name(self):
+        return "g" if self.model == "tfi" else "j2"
+
+    @property
+    def n_sites(self):
+        return self.lx * self.ly
+
+    @property
+    def path(self):
+        return SYSTEM.format(
+            model=self.model,
+            lx=self.lx,
+            ly=self.ly,
+            bc=self.bc,
+            coupling=f"{self.coupling_name}~{fmt_float(self.coupling)}",
+            K=self.states,
+        )
+
+    @classmethod
+    def from_wildcards(cls, w):
+        name, value = w.coupling.split("~")
+        return cls(w.model, int(w.lx), int(w.ly), w.bc, float(value), int(w.K))
+
+
+@dataclass(frozen=True)
+class Run:
+    """One VMC run: a system trained with one preset, sampler and seed."""
+
+    preset: str  # a preset name, optionally with a proposal-size suffix: 'j1j2-d16l2'
+    system: System
+    sampler: str
+    seed: int
+
+    @property
+    def dir(self):
+        return f"{RESULTS}/vmc/preset~{self.preset}/{self.system.path}/sampler~{self.sampler}/seed~{self.seed}"
+
+    @classmethod
+    def from_wildcards(cls, w):
+        return cls(w.preset, System.from_wildcards(w), w.sampler, int(w.seed))
+
+
+def run_files(runs, name):
+    """The file `name` (run.yaml, steps.csv, summary.csv) of each run."""
+    return [f"{run.dir}/{name}" for run in runs]
+
+
+def chi_tag():
+    return "-".join(str(chi) for chi in sorted(config["references"]["dmrg_chi"]))
+
+
+def ed_file(system):
+    return f"{RESULTS}/ed/{system.path}/levels.csv"
+
+
+def dmrg_file(system):
+    return f"{RESULTS}/dmrg/{system.path}/chi~{chi_tag()}/scan.csv"
+
+
+def extrapolated_file(system):
+    return f"{RESULTS}/dmrg/{system.path}/chi~{chi_tag()}/extrapolated.csv"
+
+
+def has_ed(system):
+    return system.n_sites <= config["references"]["ed_max_sites"]
+
+
+def reference_file(system):
+    """ED levels for small systems, else the DMRG extrapolation (TFI only), else None."""
+    if has_ed(system):
+        return ed_file(system)
+    if system.model == "tfi":
+        return extrapolated_file(system)
+    return None
+
+
+# --------------------------------------------------------------------------- run settings
+SYSTEM_KEYS = ("model", "lx", "ly", "bc")
+PROPOSAL_SUFFIX = re.compile(r"d(\d+)l(\d+)")
+
+
+def preset_settings(preset):
+    """The hyperparameters of a preset: `vmc` overridden by `presets[name]` (and the suffix)."""
+    name, _, suffix = preset.partition("-")
+    if name not in config["presets"]:
+        raise ValueError(f"unknown preset {name!r}; the presets are {sorted(config['presets'])}")
+    settings = {**config["vmc"], **config["presets"][name]}
+    if suffix:
+        dim, layers = PROPOSAL_SUFFIX.fullmatch(suffix).groups()
+        settings.update(proposal_dim=int(dim), proposal_layers=int(layers))
+    return settings
+
+
+def run_settings(run):
+    """Every key of the run's RUN.yaml (the `nirbench vmc --config` contract), fully resolved."""
+    system = run.system
+    settings = {key: getattr(system, key) for key in SYSTEM_KEYS}
+    settings[system.coupling_name] = system.coupling
+    settings["states"] = system.states
+    settings["sampler"] = run.sampler
+    settings["seed"] = run.seed
+    settings.update(preset_settings(run.preset))
+    reference = reference_file(system)
+    if reference is not None:
+        settings["reference"] = reference
+    return settings
+
+
+def run_yaml_text(settings):
+    """The text of a run's RUN.yaml (written by the rule run_config)."""
+    body = yaml.safe_dump(settings, sort_keys=False, default_flow_style=False)
+    return f"# nirbench vmc run configuration, written by the Snakemake rule run_config\n{body}"
+
+
+# --------------------------------------------------------------------------- experiment plans
+def fig2_runs():
+    exp = EXPERIMENTS["fig2"]
+    return [
+        Run(exp["preset"], System("tfi", *parse_lattice(lattice, "fig2"), exp["bc"], g, exp["states"]), sampler, seed)
+        for lattice in exp["lattices"]
+        for g in exp["g"]
+        for sampler in exp["samplers"]
+        for seed in exp["seeds"]
+    ]
+
+
+def fig2_training_runs():
+    exp = EXPERIMENTS["fig2"]
+    training = exp["training"]
+    system = System("tfi", *parse_lattice(training["lattice"], "fig2.training"), exp["bc"], training["g"], exp["states"])
+    return [Run(exp["preset"], system, sampler, seed) for sampler in exp["samplers"] for seed in exp["seeds"]]
+
+
+def fig2_systems():
+    return sorted({run.system for run in fig2_runs() + fig2_training_runs()}, key=repr)
+
+
+def fig3_runs():
+    exp = EXPERIMENTS["fig3"]
+    system = System("tfi", *parse_lattice(exp["lattice"], "fig3"), exp["bc"], exp["g"], exp["states"])
+    return [Run(exp["preset"], system, sampler, seed) for sampler in exp["samplers"] for seed in exp["seeds"]]
+
+
+def fig4_systems():
+    exp = EXPERIMENTS["fig4"]
+    lx, ly = parse_lattice(exp["lattice"], "fig4")
+    return [System("tfi", lx, ly, exp["bc"], g, exp["states"]) for g in exp["g"]]
+
+
+def fig4_runs():
+    exp = EXPERIMENTS["fig4"]
+    return [Run(exp["preset"], system, exp["sampler"], seed) for system in fig4_systems() for seed in exp["seeds"]]
+
+
+def table1_runs():
+    exp = EXPERIMENTS["table1"]
+    system = System("j1j2", *parse_lattice(exp["lattice"], "table1"), exp["bc"], exp["j2"], exp["states"])
+    return [
+        Run(f"{exp['preset']}-d{dim}l{layers}", system, exp["sampler"], seed)
+        for dim in exp["proposal_dims"]
+        for layers in exp["proposal_layers"]
+        for seed in exp["seeds"]
+    ]
+
+
+EXPERIMENT_RUNS = {"fig2": fig2_runs, "fig3": fig3_runs, "fig4": fig4_runs, "table1": table1_runs}
+
+
+def enabled(name):
+    return EXPERIMENTS[name]["enabled"]
+
+
+def all_runs():
+    runs = set()
+    for name, plan in EXPERIMENT_RUNS.items():
+        if enabled(name):
+            runs.update(plan())
+    if enabled("fig2"):
+        runs.update(fig2_training_runs())
+    return sorted(runs, key=repr)
+
+
+def reference_targets():
+    """Every ED / DMRG / extrapolation file the enabled experiments need."""
+    files = set()
+    for run in all_runs():
+        reference = reference_file(run.system)
+        if reference is not None:
+            files.add(reference)
+    if enabled("fig4"):
+        for system in fig4_systems():
+            files.update([dmrg_file(system), extrapolated_file(system)])
+            if has_ed(system):
+                files.add(ed_file(system))
+    return sorted(files)
+
+
+# --------------------------------------------------------------------------- targets
+def figures(*names):
+    return [f"{FIGURES}/{name}.{ext}" for name in names for ext in FIGURE_FORMATS]
+
+
+def experiment_targets(name):
+    if not enabled(name):
+        return []
+    return {
+        "fig2": figures("fig2_energy_vs_g", "fig2_training"),
+        "fig3": figures("fig3_jsd"),
+        "fig4": figures("fig4_levels", "fig4_error"),
+        "table1": [f"{RESULTS}/table1.csv", f"{RESULTS}/table1.md"],
+    }[name]
+
+
+def final_targets():
+    return [target for name in EXPERIMENT_RUNS for target in experiment_targets(name)]
+
+
+# --------------------------------------------------------------------------- provenance
+START_FILE = f"{RESULTS}/logs/pipeline_start.txt"
+
+
+def record_start():
+    """Called by `onstart`: remember when this Snakemake invocation started doing work."""
+    os.makedirs(os.path.dirname(START_FILE), exist_ok=True)
+    with open(START_FILE, "w") as handle:
+        handle.write(f"{time.time()}\n")
+
+
+check_config(config)

@@ -1,0 +1,129 @@
+# Figures and the table: plotting only, from the tidy CSVs (a colour change never reruns physics).
+# Named targets: `snakemake fig2`, `fig3`, `fig4`, `table1`, `references`.
+
+
+rule fig2:
+    input:
+        experiment_targets("fig2"),
+
+
+rule fig3:
+    input:
+        experiment_targets("fig3"),
+
+
+rule fig4:
+    input:
+        experiment_targets("fig4"),
+
+
+rule table1:
+    input:
+        experiment_targets("table1"),
+
+
+rule references:
+    """Only the ED / DMRG / extrapolation references the enabled experiments need."""
+    input:
+        reference_targets(),
+
+
+rule plot_fig2_energy_vs_g:
+    input:
+        f"{RESULTS}/fig2_runs.csv",
+    output:
+        png=f"{FIGURES}/fig2_energy_vs_g.png",
+        pdf=f"{FIGURES}/fig2_energy_vs_g.pdf",
+    log:
+        f"{RESULTS}/logs/figures/fig2_energy_vs_g.log",
+    threads: 1
+    localrule: True
+    conda:
+        ENV
+    script:
+        "../scripts/fig2_energy_vs_g.py"
+
+
+rule plot_fig2_training:
+    input:
+        f"{RESULTS}/fig2_training.csv",
+    output:
+        png=f"{FIGURES}/fig2_training.png",
+        pdf=f"{FIGURES}/fig2_training.pdf",
+    log:
+        f"{RESULTS}/logs/figures/fig2_training.log",
+    threads: 1
+    localrule: True
+    conda:
+        ENV
+    script:
+        "../scripts/fig2_training.py"
+
+
+rule plot_fig3_jsd:
+    input:
+        f"{RESULTS}/fig3_jsd.csv",
+    output:
+        png=f"{FIGURES}/fig3_jsd.png",
+        pdf=f"{FIGURES}/fig3_jsd.pdf",
+    log:
+        f"{RESULTS}/logs/figures/fig3_jsd.log",
+    threads: 1
+    localrule: True
+    conda:
+        ENV
+    script:
+        "../scripts/fig3_jsd.py"
+
+
+rule plot_fig4_levels:
+    input:
+        f"{RESULTS}/fig4_levels.csv",
+    output:
+        png=f"{FIGURES}/fig4_levels.png",
+        pdf=f"{FIGURES}/fig4_levels.pdf",
+    params:
+        chi_shown=EXPERIMENTS["fig4"]["dmrg_chi_shown"],
+    log:
+        f"{RESULTS}/logs/figures/fig4_levels.log",
+    threads: 1
+    localrule: True
+    conda:
+        ENV
+    script:
+        "../scripts/fig4_levels.py"
+
+
+rule plot_fig4_error:
+    input:
+        f"{RESULTS}/fig4_levels.csv",
+    output:
+        png=f"{FIGURES}/fig4_error.png",
+        pdf=f"{FIGURES}/fig4_error.pdf",
+    params:
+        chi_shown=EXPERIMENTS["fig4"]["dmrg_chi_shown"],
+    log:
+        f"{RESULTS}/logs/figures/fig4_error.log",
+    threads: 1
+    localrule: True
+    conda:
+        ENV
+    script:
+        "../scripts/fig4_error.py"
+
+
+rule make_table1:
+    """Table 1 as CSV and Markdown (mean over seeds of E/N and ESS/n_proposed per proposal size)."""
+    input:
+        f"{RESULTS}/table1_runs.csv",
+    output:
+        csv=f"{RESULTS}/table1.csv",
+        md=f"{RESULTS}/table1.md",
+    log:
+        f"{RESULTS}/logs/figures/table1.log",
+    threads: 1
+    localrule: True
+    conda:
+        ENV
+    script:
+        "../scripts/table1.py"

@@ -1,0 +1,95 @@
+# VMC training: one RUN.yaml per run (written from the config), one `nirbench vmc` job per run,
+# and the collection of the fig2 runs into tidy CSVs.
+
+
+rule run_config:
+    """Write the fully resolved `nirbench vmc` configuration of one run. It is rewritten when the
+    config changes what it contains (a params change), which then reruns the run. A shell rule:
+    `run:` jobs would each re-parse the whole workflow in a subprocess."""
+    output:
+        f"{RUN_DIR}/run.yaml",
+    params:
+        text=lambda w: run_yaml_text(run_settings(Run.from_wildcards(w))),
+    log:
+        f"{RESULTS}/logs/run_config/{RUN}.log",
+    threads: 1
+    localrule: True
+    conda:
+        ENV
+    shell:
+        "printf '%s' {params.text:q} > {output}.tmp && mv {output}.tmp {output} && echo wrote {output} > {log}"
+
+
+rule vmc:
+    """Train one (multi-state) NQS. Checkpoints live outside the outputs, in a folder named by
+    the hash of run.yaml, so a killed job resumes where it stopped and a changed configuration
+    starts afresh."""
+    input:
+        run=f"{RUN_DIR}/run.yaml",
+        reference=lambda w: reference_file(System.from_wildcards(w)) or [],
+    output:
+        steps=f"{RUN_DIR}/steps.csv",
+        summary=f"{RUN_DIR}/summary.csv",
+    params:
+        checkpoints=lambda w, output: os.path.join(os.path.dirname(output.steps), "checkpoints"),
+        jax_cache=f"JAX_COMPILATION_CACHE_DIR={RESULTS}/jax_cache" if config["jax_cache"] else "",
+    log:
+        f"{RESULTS}/logs/vmc/{RUN}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/vmc/{RUN}.tsv"
+    threads: config["resources"]["vmc"]["threads"]
+    resources:
+        mem_mb=config["resources"]["vmc"]["mem_mb"],
+        runtime=config["resources"]["vmc"]["runtime"],
+        gpu=config["resources"]["vmc"]["gpu"],
+    conda:
+        ENV
+    shell:
+        "export XLA_FLAGS='--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads={threads}' "
+        "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads} "
+        "XLA_PYTHON_CLIENT_PREALLOCATE=false TQDM_MININTERVAL=30 {params.jax_cache}; "
+        "nirbench vmc --config {input.run} --out {output.steps} --summary {output.summary} "
+        "--checkpoint-dir {params.checkpoints}/$(sha1sum < {input.run} | cut -c1-12) --resume "
+        "> {log} 2>&1"
+
+
+rule collect_fig2_runs:
+    """Final energies of every fig2 run (one row per run) -> results/fig2_runs.csv."""
+    input:
+        summaries=run_files(fig2_runs(), "summary.csv") if enabled("fig2") else [],
+        configs=run_files(fig2_runs(), "run.yaml") if enabled("fig2") else [],
+    output:
+        f"{RESULTS}/fig2_runs.csv",
+    params:
+        mode="summaries",
+        experiment="fig2",
+    log:
+        f"{RESULTS}/logs/collect/fig2_runs.log",
+    threads: 1
+    localrule: True
+    conda:
+        ENV
+    script:
+        "../scripts/collect.py"
+
+
+rule collect_fig2_training:
+    """Training curves of the fig2 training system (one row per run and step)
+    -> results/fig2_training.csv."""
+    input:
+        steps=run_files(fig2_training_runs(), "steps.csv") if enabled("fig2") else [],
+        summaries=run_files(fig2_training_runs(), "summary.csv") if enabled("fig2") else [],
+        configs=run_files(fig2_training_runs(), "run.yaml") if enabled("fig2") else [],
+    output:
+        f"{RESULTS}/fig2_training.csv",
+    params:
+        mode="steps",
+        experiment="fig2",
+    log:
+        f"{RESULTS}/logs/collect/fig2_training.log",
+    threads: 1
+    localrule: True
+    conda:
+        ENV
+    script:
+        "../scripts/collect.py"

@@ -1,0 +1,59 @@
+"""Figure 3: Jensen-Shannon divergence between the sampled and the exact |Psi|^2 during training.
+
+Input: results/fig3_jsd.csv (one row per run and step: step, jsd, energy_error, sampler, seed,
+reference_energy, lx, ly, g, states, ...; jsd is empty on steps where it was not measured).
+Top: JSD of the empirical distribution of the samples (NIR and MCMC) to the exact |Psi|^2 of
+the current NQS (log scale). Bottom: relative error of the trace energy.
+"""
+
+
+import pandas as pd
+import style
+from style import plt
+
+LINESTYLES = ["-", "--", ":", "-."]
+
+
+def plot(csv: str, png: str, pdf: str) -> None:
+    steps = pd.read_csv(csv)
+    if steps.empty or "jsd" not in steps or steps["jsd"].notna().sum() == 0:
+        style.empty_figure(png, pdf, "fig3: no JSD measurements")
+        return
+    has_reference = "energy_error" in steps and steps["energy_error"].notna().any()
+    # x axis: NQS updates (nqs_step) where the run logs them, else iterations (step)
+    xcol = "nqs_step" if "nqs_step" in steps and steps["nqs_step"].notna().any() else "step"
+    window = max(1, int(steps[xcol].max()) // 50)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(4.8, 4.6), sharex=True, height_ratios=[2, 1])
+    for sampler in [s for s in ("nir", "mcmc", "exact") if s in set(steps["sampler"])]:
+        color = style.sampler_color(sampler)
+        for i, (seed, run) in enumerate(steps[steps["sampler"] == sampler].groupby("seed")):
+            run = run.sort_values("step")  # iteration order
+            label = style.sampler_label(sampler) + (f", seed {seed}" if steps["seed"].nunique() > 1 else "")
+            ls = LINESTYLES[i % len(LINESTYLES)]
+            jsd = run.dropna(subset=["jsd"])
+            top.plot(jsd[xcol], style.positive(jsd["jsd"]), marker="o", color=color, linestyle=ls, markersize=2.5,
+                     label=label)
+            if has_reference:
+                y = style.positive(run["energy_error"] / run["reference_energy"].abs())
+                bottom.plot(run[xcol], y, color=color, alpha=0.25, linewidth=0.5, linestyle=ls)
+                bottom.plot(run[xcol], style.rolling(y, window), color=color, linestyle=ls)
+    first = steps.iloc[0]
+    style.decade_log_axis(top)
+    top.set_ylabel(r"JSD(samples $\|$ exact $|\Psi|^2$)")
+    top.legend(loc="best")
+    top.set_title(
+        f"TFI {style.lattice_label(first['lx'], first['ly'])} ({first['bc']}), $g = {first['g']:g}$, "
+        f"K = {int(first['states'])}: sampling quality during training"
+    )
+    if has_reference:
+        style.decade_log_axis(bottom)
+        bottom.set_ylabel(r"$|E_\mathrm{tr} - E_\mathrm{ref}|/|E_\mathrm{ref}|$")
+    else:
+        bottom.text(0.5, 0.5, "no reference energy", transform=bottom.transAxes, ha="center", va="center")
+    bottom.set_xlabel("NQS update step")
+    fig.tight_layout()
+    style.save(fig, png, pdf)
+
+
+if __name__ == "__main__" or "snakemake" in globals():
+    style.run(plot)

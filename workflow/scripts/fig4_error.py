@@ -1,0 +1,63 @@
+"""Figure 4 (right): relative error of the NQS levels against the reference energies.
+
+Input: results/fig4_levels.csv (columns method, g, state, chi, relative_error, reference_method,
+...); param ``chi_shown``. The reference of each (g, state) is ED where available, else the
+DMRG extrapolation to infinite bond dimension. Markers: |E_k^NQS - E_k^ref| / |E_k^ref| per
+level (log scale); dashed lines: the same for DMRG at chi_shown, for scale.
+"""
+
+
+import pandas as pd
+import style
+from style import plt
+
+REFERENCE_LABELS = {"ed": "exact diagonalisation", "dmrg_extrapolated": r"DMRG extrapolated to $\chi\to\infty$"}
+
+
+def plot(csv: str, png: str, pdf: str, chi_shown=None) -> None:
+    levels = pd.read_csv(csv)
+    if levels.empty or levels["relative_error"].notna().sum() == 0:
+        style.empty_figure(png, pdf, "fig4: no reference energies")
+        return
+    states = sorted(levels["state"].unique())
+    first = levels.iloc[0]
+    nqs = levels[levels["method"] == "nqs"]
+    dmrg = levels[levels["method"] == "dmrg"]
+    chi = None
+    if len(dmrg):
+        chis = sorted(dmrg["chi"].dropna().astype(int).unique())
+        chi = int(chi_shown) if chi_shown is not None and int(chi_shown) in chis else chis[-1]
+        dmrg = dmrg[dmrg["chi"].astype(int) == chi]
+
+    fig, ax = plt.subplots(figsize=(4.6, 3.4))
+    offsets = {state: (i - (len(states) - 1) / 2) * 0.02 for i, state in enumerate(states)}
+    for state in states:
+        color = style.LEVEL_COLORS[state % len(style.LEVEL_COLORS)]
+        level = nqs[nqs["state"] == state]
+        if len(level):
+            grouped = level.assign(err=style.positive(level["relative_error"])).groupby("g")["err"]
+            mean, lo, hi = grouped.mean(), grouped.min(), grouped.max()
+            ax.errorbar(mean.index + offsets[state], mean.values, yerr=[mean - lo, hi - mean], fmt="o-", color=color,
+                        capsize=2, label=f"NQS $E_{state}$")
+        ref_dmrg = dmrg[dmrg["state"] == state].sort_values("g")
+        if len(ref_dmrg):
+            err = style.positive(ref_dmrg["relative_error"])
+            if pd.notna(err).any():
+                ax.plot(ref_dmrg["g"], err, "--", color=color, linewidth=0.8, alpha=0.7,
+                        label=rf"DMRG $\chi={chi}$" if state == states[0] else None)
+    style.mark_critical_g(ax)
+    style.decade_log_axis(ax)
+    ax.set_xlabel(r"transverse field $g$")
+    ax.set_ylabel(r"$|E_k - E_k^\mathrm{ref}| \,/\, |E_k^\mathrm{ref}|$")
+    methods = sorted(set(levels["reference_method"].dropna()))
+    reference = " / ".join(REFERENCE_LABELS.get(m, m) for m in methods)
+    ax.set_title(
+        f"TFI {style.lattice_label(first['lx'], first['ly'])} ({first['bc']}): error vs {reference}", fontsize=8
+    )
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=len(states) + 1, fontsize=7)
+    fig.tight_layout()
+    style.save(fig, png, pdf)
+
+
+if __name__ == "__main__" or "snakemake" in globals():
+    style.run(plot, param_names=("chi_shown",))
