@@ -416,14 +416,6 @@ def vmc_bench_config(
     )  # fmt: skip
 
 
-def count_parameters(module) -> int:
-    """Number of real parameters: total size of the inexact-array leaves of ``module``."""
-    import equinox as eqx
-    import jax
-
-    return int(sum(leaf.size for leaf in jax.tree_util.tree_leaves(eqx.filter(module, eqx.is_inexact_array))))
-
-
 def timed_vmc_step(run) -> float:
     """Wall-clock seconds of one ``run.step()`` (sample -> estimate -> update), everything finished."""
     import jax
@@ -463,7 +455,7 @@ def bench_vmc(
     """
     import sys
 
-    from nirbench.vmc import VMCRun
+    from nirbench.vmc import VMCRun, count_parameters
 
     if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
         raise ValueError(f"n_steps (timed steps) must be an integer >= 1, got {n_steps!r}")
