@@ -61,23 +61,31 @@ def trained_proposal(target):
     return proposal
 
 
-def weighted_chi_square_pvalue(weighted_hist, probs, n_eff, min_expected=5.0):
-    """Chi-square-like p-value of a self-normalised weighted histogram, with ``n_eff`` = ESS."""
+def importance_chi_square_pvalue(estimate, probs, q_probs, n_proposed, min_count=10.0):
+    """Chi-square test of a self-normalised importance-sampling histogram against ``probs``.
+
+    ``estimate[i] = sum_j w_j 1[s_j = i] / sum_j w_j`` from ``n_proposed`` draws of ``q_probs``.
+    Delta method, ``w = p / q``: ``Var(estimate_b) ~ ((1 - 2 p_b) S_b + p_b^2 S) / n`` with
+    ``S_b = sum_{s in b} p_s^2 / q_s`` and ``S = sum_s p_s^2 / q_s``. Bins (sorted by ``p``) are merged
+    until ``n p_b`` and ``n q_b`` both reach ``min_count``; ``X = sum_b (estimate_b - p_b)^2 / Var_b``
+    is compared with chi2(n_groups - 1).
+    """
     keep = probs > 1e-20
-    order = np.argsort(probs[keep])
-    p, q = probs[keep][order], weighted_hist[keep][order]
-    groups_p, groups_q, acc_p, acc_q = [], [], 0.0, 0.0
-    for pi, qi in zip(p, q):
-        acc_p, acc_q = acc_p + pi, acc_q + qi
-        if acc_p * n_eff >= min_expected:
-            groups_p.append(acc_p)
-            groups_q.append(acc_q)
-            acc_p = acc_q = 0.0
-    groups_p[-1] += acc_p
-    groups_q[-1] += acc_q
-    groups_p, groups_q = np.array(groups_p), np.array(groups_q)
-    statistic = n_eff * np.sum((groups_q - groups_p) ** 2 / groups_p)
-    return float(scipy.stats.chi2.sf(statistic, len(groups_p) - 1))
+    p, q, e = probs[keep], q_probs[keep], estimate[keep]
+    ratio = p**2 / q
+    total = ratio.sum()
+    order = np.argsort(p)
+    groups, acc = [], np.zeros(4)
+    for i in order:
+        acc += (p[i], q[i], e[i], ratio[i])
+        if n_proposed * min(acc[0], acc[1]) >= min_count:
+            groups.append(acc)
+            acc = np.zeros(4)
+    groups[-1] = groups[-1] + acc
+    pb, _, eb, sb = np.array(groups).T
+    variance = ((1 - 2 * pb) * sb + pb**2 * total) / n_proposed
+    statistic = np.sum((eb - pb) ** 2 / variance)
+    return float(scipy.stats.chi2.sf(statistic, len(pb) - 1))
 
 
 def test_log_effective_sample_size():
@@ -96,7 +104,7 @@ def test_nir_resample_is_exact_and_efficient(target, trained_proposal):
     sampler = make_sampler("nir", hamiltonian, B, n_states=K, alpha_ess=ALPHA, **ARCH)
     state = sampler.init(jax.random.key(2), K, N, proposal=trained_proposal)
     counts = np.zeros(probs.size)
-    for seed in range(6):
+    for seed in range(4):
         batch, state, stats = sampler.sample(batched_log_prob, nqs, state, jax.random.key(10 + seed))
         assert set(STATS_KEYS) | {"proposal_loss", "n_rounds"} <= set(stats)
         assert batch.configs.shape == (B, K, N) and batch.configs.dtype == jnp.int8
@@ -116,19 +124,22 @@ def test_nir_resample_is_exact_and_efficient(target, trained_proposal):
 
 def test_nir_importance_mode_weighted_histogram(target):
     """Importance mode with an *untrained* proposal: only the weights make the histogram right."""
-    hamiltonian, nqs, _, probs = target
-    sampler = make_sampler("nir", hamiltonian, B, n_states=K, mode="importance", alpha_ess=8.0, **ARCH)
+    hamiltonian, nqs, configs, probs = target
+    sampler = make_sampler("nir", hamiltonian, B, n_states=K, mode="importance", alpha_ess=4.0, **ARCH)
     state = sampler.init(jax.random.key(3), K, N)
+    q_probs = np.exp(np.asarray(state.proposal.log_prob_batch(spins_to_tokens(configs))))
+    assert np.isclose(q_probs.sum(), 1.0)
     batch, state, stats = sampler.sample(batched_log_prob, nqs, state, jax.random.key(20))
-    assert batch.configs.shape == (stats["n_proposed"], K, N)
+    n = stats["n_proposed"]
+    assert batch.configs.shape == (n, K, N)
     assert stats["efficiency"] < 0.8  # the untrained proposal is clearly not the target
     assert np.isclose(float(jnp.sum(batch.weights)), 1.0)
     assert np.isclose(1.0 / np.sum(np.asarray(batch.weights) ** 2), stats["ess"])
     weighted = histogram(batch.configs, batch.weights)
-    assert weighted_chi_square_pvalue(weighted, probs, stats["ess"]) > P_MIN
+    assert importance_chi_square_pvalue(weighted, probs, q_probs, n) > P_MIN
     # ignoring the weights is detectably wrong
-    unweighted = histogram(batch.configs) / stats["n_proposed"]
-    assert weighted_chi_square_pvalue(unweighted, probs, stats["n_proposed"]) < 1e-6
+    unweighted = histogram(batch.configs) / n
+    assert importance_chi_square_pvalue(unweighted, probs, q_probs, n) < 1e-6
 
 
 def test_nir_fixed_rounds_thresholds_and_backward(target, trained_proposal):
@@ -171,7 +182,7 @@ def test_nir_symmetrized_sampling_is_exact(target, trained_proposal):
 
     Importance mode, one call: q_G costs |G'| = 32 proposal passes per configuration here.
     """
-    hamiltonian, nqs, _, probs = target
+    hamiltonian, nqs, configs, probs = target
     sampler = make_sampler("nir", hamiltonian, B, n_states=K, symmetrize=True, mode="importance",
                            alpha_ess=4.0, **ARCH)
     assert len(sampler.symmetry_perms) == 8 and sampler.group().size == 32
@@ -179,8 +190,9 @@ def test_nir_symmetrized_sampling_is_exact(target, trained_proposal):
     batch, state, stats = sampler.sample(batched_log_prob, nqs, state, jax.random.key(40))
     assert stats["efficiency"] > 0.1 and stats["ess"] >= 4.0 * B
     assert np.all(np.asarray(batch.weights)[probs[np.asarray(indices_from_spins(batch.configs))] < 1e-20] < 1e-20)
+    q_probs = np.exp(np.asarray(symmetrized_log_prob(trained_proposal, sampler.group(), configs)))
     weighted = histogram(batch.configs, batch.weights)
-    assert weighted_chi_square_pvalue(weighted, probs, stats["ess"]) > P_MIN
+    assert importance_chi_square_pvalue(weighted, probs, q_probs, stats["n_proposed"]) > P_MIN
 
 
 @pytest.mark.parametrize("kwargs, match", [
