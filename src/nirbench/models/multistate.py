@@ -10,7 +10,9 @@ Conventions:
 * A K-tuple of configurations has shape ``(K, N)``; row ``k`` is ``s^k``.
 * ``log_amplitudes(s)[k, j] = log psi_j(s^k)``: rows are configurations, columns are states,
   i.e. the matrix ``A_kj = psi_j(s^k)`` of eq. 2 in log form.
-* A tuple containing the same configuration twice has ``Psi = 0``: ``log_prob = -inf``.
+* A tuple containing the same configuration twice has ``Psi = 0``; in floating point the
+  determinant is round-off small rather than exactly zero (``log_prob`` some 80 below typical
+  tuples, or ``-inf``), so such tuples carry negligible weight and are never drawn in practice.
 """
 
 from __future__ import annotations
