@@ -431,27 +431,18 @@ def bench_vmc(
     n_warmup: int = 2,
     optimizers=VMC_OPTIMIZERS,
     *,
-    lx: int = 4,
-    ly: int = 4,
-    g: float = 3.0,
-    width: int = 128,
-    depth: int = 4,
-    batch: int = 512,
-    n_chains: int = 16,
-    sweep_size: int | None = None,
-    n_discard_sweeps: int = 40,
-    diag_shift: float = 1e-4,
-    seed: int = 0,
     progress: bool = False,
+    **problem,
 ) -> pd.DataFrame:
     """Seconds per VMC step (:meth:`nirbench.vmc.VMCRun.step`) for each optimiser in ``optimizers``.
 
-    The problem is :func:`vmc_bench_config` (defaults: the 4x4 periodic TFI at g = 3, K = 1,
-    MLP 4 x 128, batch 512, 16 Metropolis chains, sweeps of 16 flips, 40 discarded sweeps per chain
-    per step). For each optimiser a fresh run takes ``n_warmup`` untimed steps (compilation), then
-    ``n_steps`` timed ones; ``seconds_per_step`` is their median. Returns one row per optimiser with
-    the columns :data:`VMC_COLUMNS`; ``params`` counts the NQS's real parameters. The full list of
-    step times is kept in ``frame.attrs["step_seconds"]`` (``{optimizer: [...]}``).
+    The problem is :func:`vmc_bench_config` with the keyword arguments ``problem`` (defaults: the
+    4x4 periodic TFI at g = 3, K = 1, MLP 4 x 128, batch 512, 16 Metropolis chains, sweeps of 16
+    flips, 40 discarded sweeps per chain per step). For each optimiser a fresh run takes
+    ``n_warmup`` untimed steps (compilation), then ``n_steps`` timed ones; ``seconds_per_step`` is
+    their median. Returns one row per optimiser with the columns :data:`VMC_COLUMNS`; ``params``
+    counts the NQS's real parameters. The full list of step times is kept in
+    ``frame.attrs["step_seconds"]`` (``{optimizer: [...]}``).
     """
     import sys
 
@@ -464,15 +455,11 @@ def bench_vmc(
     optimizers = tuple(optimizers)
     if not optimizers:
         raise ValueError(f"no optimizer given; choose from {VMC_OPTIMIZERS}")
-    configs = {}
-    for name in optimizers:  # all validated before any run starts
-        configs[name] = vmc_bench_config(
-            name, lx=lx, ly=ly, g=g, width=width, depth=depth, batch=batch, n_chains=n_chains,
-            sweep_size=sweep_size, n_discard_sweeps=n_discard_sweeps, diag_shift=diag_shift, seed=seed,
-        )  # fmt: skip
-    sweep = lx * ly if sweep_size is None else sweep_size
-    case = f"tfi_{lx}x{ly}_periodic_g{g:g}_k1_mlp{depth}x{width}"
-    sampler = f"mcmc_local_chains{n_chains}_sweep{sweep}_discard{n_discard_sweeps}"
+    # every config is validated before any run starts
+    configs = {name: vmc_bench_config(name, **problem) for name in optimizers}
+    c = next(iter(configs.values()))
+    case = f"tfi_{c.lx}x{c.ly}_periodic_g{c.g:g}_k1_mlp{c.depth}x{c.width}"
+    sampler = f"mcmc_local_chains{c.mcmc_chains}_sweep{c.mcmc_thinning}_discard{c.mcmc_warmup // c.mcmc_thinning}"
     rows, step_seconds = [], {}
     for name, config in configs.items():
         run = VMCRun(config)
@@ -485,7 +472,7 @@ def bench_vmc(
                 print(f"bench vmc {name}: step {i + 1}/{n_steps} {times[-1]:.4f} s", file=sys.stderr, flush=True)
         step_seconds[name] = times
         rows.append({
-            "case": case, "sampler": sampler, "optimizer": name, "batch": batch,
+            "case": case, "sampler": sampler, "optimizer": name, "batch": config.batch,
             "params": count_parameters(run.nqs), "seconds_per_step": float(np.median(times)),
         })  # fmt: skip
     frame = pd.DataFrame(rows, columns=VMC_COLUMNS)
