@@ -22,9 +22,7 @@ def plot(csv: str, png: str, pdf: str) -> None:
         return
     has_reference = "energy_error" in steps and steps["energy_error"].notna().any()
     n_sites = int(steps["lx"].iloc[0] * steps["ly"].iloc[0])
-    # x axis: NQS updates (nqs_step) where the run logs them, else iterations (step)
-    xcol = "nqs_step" if "nqs_step" in steps and steps["nqs_step"].notna().any() else "step"
-    window = max(1, int(steps[xcol].max()) // 50)
+    xcol, window = style.training_axis(steps)
 
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(4.8, 4.8), sharex=True, height_ratios=[2.2, 1])
     for sampler in [s for s in ("nir", "mcmc", "exact") if s in set(steps["sampler"])]:

@@ -100,6 +100,15 @@ def decade_log_axis(ax, axis: str = "y") -> None:
     target.set_minor_formatter(NullFormatter())
 
 
+def training_axis(steps):
+    """The x column of a training curve and its smoothing window (about 50 windows per run).
+
+    The x axis counts NQS updates (``nqs_step``) where the runs log them, else iterations (``step``).
+    """
+    xcol = "nqs_step" if "nqs_step" in steps and steps["nqs_step"].notna().any() else "step"
+    return xcol, max(1, int(steps[xcol].max()) // 50)
+
+
 def rolling(values, window: int):
     """Centred rolling median for noisy training curves (NaN-aware)."""
     import pandas as pd
