@@ -23,7 +23,8 @@ from nirbench.proposal import (
     train_step,
 )
 
-SMALL = {"embed_dim": 16, "n_heads": 2, "n_layers": 2}
+# head_scale=1: the raw Equinox head, so an untrained q is already non-uniform
+SMALL = {"embed_dim": 16, "n_heads": 2, "n_layers": 2, "head_scale": 1.0}
 
 
 def all_strings(t_len):
@@ -83,6 +84,14 @@ def test_kv_cache_equals_naive(model12, sharp12, sharp, block_size):
         assert float(jnp.mean(jnp.abs(p_one - 0.5) > 0.4)) > 0.2
         assert float(jnp.mean(jnp.std(p_one, axis=0))) > 0.1
         assert len({tuple(row) for row in np.asarray(tokens)}) > 20
+
+
+def test_default_initialisation_is_uniform():
+    model = TransformerProposal(6, embed_dim=16, n_heads=2, n_layers=2, key=jax.random.PRNGKey(5))
+    np.testing.assert_allclose(model.log_prob_batch(all_strings(6)), -6 * np.log(2.0), rtol=0, atol=1e-12)
+    # ... and it still learns: the head gets a non-zero gradient
+    grads = eqx.filter_grad(lambda m: -m.log_prob(jnp.zeros(6, dtype=jnp.int32)))(model)
+    assert float(jnp.abs(grads.head.weight).max()) > 1e-3
 
 
 def test_different_keys_give_different_samples(model12):
