@@ -107,11 +107,20 @@ def test_energy_decreases_with_exact_sampling():
         ({"diag_shift": 0.0}, "diag_shift must be > 0"),
         ({"states": 17}, "exceeds the number of configurations"),
         ({"batch": "many"}, "must be of type int"),
+        ({"lr_final": 0.01}, "lr_final must be in"),
     ],
 )
 def test_bad_input_fails_before_computation(changes, message):
     with pytest.raises(ValueError, match=message):
         VMCRun(VMCConfig.from_dict({**TINY, **changes}))
+
+
+def test_lr_final_decays_the_learning_rate():
+    schedule = VMCConfig(**TINY, steps=100, lr=1e-2, lr_final=1e-4).learning_rate()
+    assert float(schedule(0)) == pytest.approx(1e-2)
+    assert float(schedule(50)) == pytest.approx(0.5 * (1e-2 + 1e-4))
+    assert float(schedule(100)) == pytest.approx(1e-4)
+    assert VMCConfig(**TINY, lr=1e-2).learning_rate() == 1e-2
 
 
 def test_unknown_option_is_named():

@@ -27,6 +27,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pandas as pd
 import yaml
 from tqdm.auto import tqdm
@@ -68,6 +69,7 @@ class VMCConfig:
     batch: int = 512
     steps: int = 10000
     lr: float = 1e-3
+    lr_final: float | None = None
     optimizer: str = "adam"
     minsr: bool = True
     diag_shift: float = 1e-4
@@ -77,6 +79,7 @@ class VMCConfig:
     proposal_layers: int = 4
     proposal_heads: int = 4
     proposal_lr: float = 1e-3
+    proposal_train_steps: int = 1
     p_floor: float = 1e-4
     alpha_ess: float = 2.0
     alpha_eff: float = 0.1
@@ -106,10 +109,13 @@ class VMCConfig:
         "depth": "MLP hidden layers", "channels": "ResCNN channels", "blocks": "ResCNN residual blocks",
         "symmetries": "impose the model's symmetries (J1-J2: spin flip, lattice symmetries)",
         "sampler": "exact, mcmc or nir", "batch": "samples per step", "steps": "number of NQS updates",
-        "lr": "NQS learning rate (Adam)", "optimizer": "adam or sgd, applied to the (minSR) direction",
+        "lr": "NQS learning rate (Adam)",
+        "lr_final": "if set, the NQS learning rate decays from lr to lr_final over the steps (cosine)",
+        "optimizer": "adam or sgd, applied to the (minSR) direction",
         "minsr": "precondition with minSR", "diag_shift": "minSR diagonal shift (> 0)", "seed": "random seed",
         "proposal_dim": "NIR proposal embedding dimension", "proposal_layers": "NIR proposal Transformer layers",
         "proposal_heads": "NIR proposal attention heads", "proposal_lr": "NIR proposal learning rate",
+        "proposal_train_steps": "NIR proposal Adam steps per sampled batch (paper: 1)",
         "p_floor": "floor on every conditional probability of the proposal, in [0, 0.5)",
         "alpha_ess": "NIR: propose until ESS >= alpha_ess * batch", "alpha_eff": "NIR: update the NQS only if ESS/n_proposed >= alpha_eff",
         "nir_fixed_batches": "NIR: a fixed number of proposal batches per step (disables the adaptive rule)",
@@ -168,11 +174,19 @@ class VMCConfig:
             raise ValueError(f"diag_shift must be > 0, got {self.diag_shift}")
         if self.states < 1:
             raise ValueError(f"the number of states K must be >= 1, got {self.states}")
-        for name in ("batch", "steps", "eval_batch", "checkpoint_every", "max_retries"):
+        for name in ("batch", "steps", "eval_batch", "checkpoint_every", "max_retries", "proposal_train_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.lr_final is not None and not 0 < self.lr_final <= self.lr:
+            raise ValueError(f"lr_final must be in (0, lr = {self.lr}], got {self.lr_final}")
+
+    def learning_rate(self) -> float | optax.Schedule:
+        """``lr``, or a cosine decay from ``lr`` to ``lr_final`` over ``steps`` NQS updates."""
+        if self.lr_final is None:
+            return self.lr
+        return optax.cosine_decay_schedule(self.lr, self.steps, alpha=self.lr_final / self.lr)
 
 
 def load_reference(path: str | os.PathLike, hamiltonian, n_states: int) -> np.ndarray:
@@ -298,7 +312,7 @@ class VMCRun:
         )  # fmt: skip
         self.sampler = make_sampler(config.sampler, self.hamiltonian, config.batch, **self._sampler_options())
         self.sampler_state = self.sampler.init(sampler_key, config.states, self.hamiltonian.n_sites)
-        self.optimizer = make_optimizer(config.optimizer, config.lr)
+        self.optimizer = make_optimizer(config.optimizer, config.learning_rate())
         self.opt_state = self.optimizer.init(eqx.filter(self.nqs, eqx.is_inexact_array))
         self.iteration = 0
         self.nqs_step = 0
@@ -309,7 +323,8 @@ class VMCRun:
         if c.sampler == "nir":
             return {
                 "n_states": c.states, "alpha_ess": c.alpha_ess, "alpha_eff": c.alpha_eff, "embed_dim": c.proposal_dim, "n_heads": c.proposal_heads,
-                "n_layers": c.proposal_layers, "p_floor": c.p_floor, "learning_rate": c.proposal_lr, "loss": c.nir_loss,
+                "n_layers": c.proposal_layers, "p_floor": c.p_floor, "learning_rate": c.proposal_lr,
+                "train_steps": c.proposal_train_steps, "loss": c.nir_loss,
                 "mode": c.nir_mode, "adaptive": c.nir_fixed_batches is None, "n_proposal_batches": c.nir_fixed_batches,
                 "symmetrize": c.symmetrize_proposal,
             }  # fmt: skip
