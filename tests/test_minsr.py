@@ -359,3 +359,103 @@ def test_make_optimizer_types():
     upd, _ = make_optimizer("sgd", 0.5).update(jnp.ones(3), make_optimizer("sgd", 0.5).init(jnp.ones(3)))
     np.testing.assert_allclose(upd, -0.5 * jnp.ones(3))
     assert minsr.MODES == ("auto", "minsr", "sr")
+
+
+# ----------------------------------------------------------------------------------------------
+# Jacobian-free (layer-wise) minSR == the Jacobian path
+# ----------------------------------------------------------------------------------------------
+def _random_mlp_nqs(n_sites, n_states, width, depth, seed):
+    """A K-state MLP NQS with every parameter (biases, LayerNorm scale/offset too) randomised."""
+    from nirbench.models import MLP, MultiStateNQS
+
+    key, noise_key = jax.random.split(jax.random.PRNGKey(seed))
+    nqs = MultiStateNQS(lambda k: MLP(n_sites, width, depth, final_scale=1.0, key=k), n_states, key=key)
+    params, static = eqx.partition(nqs, eqx.is_inexact_array)
+    leaves, treedef = jax.tree_util.tree_flatten(params)
+    keys = jax.random.split(noise_key, len(leaves))
+    leaves = [leaf + 0.3 * jax.random.normal(k, leaf.shape) for leaf, k in zip(leaves, keys)]
+    return eqx.combine(jax.tree_util.tree_unflatten(treedef, leaves), static)
+
+
+def _distinct_tuples(n_samples, n_states, n_sites, seed):
+    """``(Ns, K, N)`` spin tuples, the K configurations of each tuple distinct (Psi != 0)."""
+    rng = np.random.default_rng(seed)
+    codes = np.stack([rng.choice(2**n_sites, n_states, replace=False) for _ in range(n_samples)])
+    return jnp.asarray(1 - 2 * ((codes[..., None] >> np.arange(n_sites)) & 1), dtype=jnp.float64)
+
+
+def _log_psi_of_nqs(nqs, config):
+    return nqs.log_psi(config)
+
+
+# (n_sites, K, width, depth, Ns, Ns < P): K = 1 with Ns < P and 2 Ns > P, K = 3 with Ns < P, K = 2
+# with Ns > P. (Tiny K > 1 networks give tuples with nearly singular det[psi_j(s^k)], where both
+# paths lose digits to cancellation in sum_k d log Psi / d log psi_k; these cases avoid that.)
+LAYERWISE_CASES = [
+    (4, 1, 6, 2, 8, True),
+    (6, 1, 2, 1, 40, False),
+    (6, 3, 3, 1, 12, True),
+    (6, 2, 3, 1, 90, False),
+]
+
+
+@pytest.mark.parametrize("n_sites,n_states,width,depth,n_samples,few_samples", LAYERWISE_CASES)
+def test_layerwise_minsr_equals_jacobian_path(n_sites, n_states, width, depth, n_samples, few_samples):
+    nqs = _random_mlp_nqs(n_sites, n_states, width, depth, seed=n_states)
+    configs = _distinct_tuples(n_samples, n_states, n_sites, seed=n_samples)
+    rng = np.random.default_rng(n_sites)
+    eps = jnp.asarray(rng.normal(size=n_samples) + 1j * rng.normal(size=n_samples))
+    w = rng.uniform(0.05, 1.0, size=n_samples)  # unnormalised importance weights
+    params = eqx.filter(nqs, eqx.is_inexact_array)
+    n_params = ravel_pytree(params)[0].size
+    assert (n_samples < n_params) == few_samples
+    assert minsr.supports_layerwise_minsr(nqs)
+    O = jacobian_of_log_psi(_log_psi_of_nqs, nqs, configs)
+    directions = []
+    for weights in (None, w):
+        expected = natural_gradient_tree(nqs, O, eps, weights, 1e-3)
+        got = minsr.layerwise_natural_gradient_tree(nqs, configs, eps, weights, 1e-3)
+        assert jax.tree_util.tree_structure(got) == jax.tree_util.tree_structure(params)
+        got_flat, expected_flat = ravel_pytree(got)[0], ravel_pytree(expected)[0]
+        scale = float(jnp.abs(expected_flat).max())
+        assert scale > 1e-3  # non-trivial direction
+        np.testing.assert_allclose(got_flat, expected_flat, rtol=0, atol=1e-10 * scale)
+        directions.append(got_flat)
+    assert float(jnp.abs(directions[0] - directions[1]).max()) > 1e-3 * scale  # the weights matter
+
+
+def test_layerwise_minsr_is_used_by_vmc_update():
+    from nirbench.vmc import update
+
+    nqs = _random_mlp_nqs(4, 1, 6, 2, seed=5)
+    configs = _distinct_tuples(8, 1, 4, seed=8)
+    rng = np.random.default_rng(1)
+    eps = jnp.asarray(rng.normal(size=8) + 1j * rng.normal(size=8))
+    w = jnp.asarray(rng.dirichlet(np.ones(8)))
+    optimizer = make_optimizer("sgd", 1.0)  # update = -direction
+    params = eqx.filter(nqs, eqx.is_inexact_array)
+    new, _, finite = update(nqs, optimizer.init(params), optimizer, configs, w, eps, 1e-3, True)
+    assert bool(finite)
+    expected = natural_gradient_tree(nqs, jacobian_of_log_psi(_log_psi_of_nqs, nqs, configs), eps, w, 1e-3)
+    step = jax.tree_util.tree_map(lambda a, b: a - b, eqx.filter(new, eqx.is_inexact_array), params)
+    np.testing.assert_allclose(ravel_pytree(step)[0], -ravel_pytree(expected)[0], atol=1e-10)
+
+
+def test_layerwise_minsr_rejects_unsupported_networks():
+    from nirbench.models import MLP, MultiStateNQS, SpinFlipSymmetric
+
+    wrapped = MultiStateNQS(
+        lambda k: SpinFlipSymmetric(MLP(4, 3, 1, key=k), "first"), 1, key=jax.random.PRNGKey(0)
+    )
+    assert not minsr.supports_layerwise_minsr(wrapped)
+    assert not minsr.supports_layerwise_minsr(MLP(4, 3, 1, key=jax.random.PRNGKey(0)))
+    configs, eps = jnp.ones((3, 1, 4)), jnp.ones(3, dtype=jnp.complex128)
+    with pytest.raises(ValueError, match="layer-wise"):
+        minsr.layerwise_natural_gradient_tree(wrapped, configs, eps)
+    nqs = _random_mlp_nqs(4, 1, 3, 1, seed=0)
+    with pytest.raises(ValueError, match="configs"):
+        minsr.layerwise_natural_gradient_tree(nqs, configs[:, :, :3].reshape(3, 3), eps)
+    with pytest.raises(ValueError, match="diag_shift"):
+        minsr.layerwise_natural_gradient_tree(nqs, configs, eps, diag_shift=0.0)
+    with pytest.raises(ValueError, match="weights"):
+        minsr.layerwise_natural_gradient_tree(nqs, configs, eps, np.ones(4))

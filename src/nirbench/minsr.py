@@ -38,6 +38,12 @@ Typical use inside a VMC step::
 
 with ``optimizer = make_optimizer("adam", 1e-3)`` and
 ``opt_state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))``.
+
+For a ``MultiStateNQS`` of plain MLPs (:func:`supports_layerwise_minsr`),
+:func:`layerwise_natural_gradient_tree` ``(nqs, configs, eps, weights, diag_shift)`` gives the same
+direction without materialising ``O``: it builds ``X X^T`` layer by layer from per-sample layer
+inputs and output gradients ("NTK by layers") and gets ``X^T y`` from one VJP.
+``nirbench.vmc.update`` uses it automatically where it applies.
 """
 
 from __future__ import annotations
@@ -145,29 +151,40 @@ def sr_matrices(
     eps = jnp.asarray(eps)
     if jacobian.ndim != 2 or eps.shape != (jacobian.shape[0],):
         raise ValueError(f"expected jacobian (Ns, P) and eps (Ns,), got {jacobian.shape} and {eps.shape}")
-    n_samples = jacobian.shape[0]
     real_dtype = jnp.finfo(jnp.result_type(jacobian.dtype, eps.dtype)).dtype
+    return _sr_matrices(jacobian, eps, _weights_or_uniform(weights, jacobian.shape[0], real_dtype))
+
+
+def _weights_or_uniform(weights, n_samples: int, dtype) -> jnp.ndarray:
+    """``weights`` as a ``(n_samples,)`` array of ``dtype`` (shape checked), or uniform ``1 / n_samples``.
+
+    Not renormalised here: the jitted kernels divide by the sum.
+    """
     if weights is None:
-        w = jnp.full((n_samples,), 1.0 / n_samples, dtype=real_dtype)
-    else:
-        w = jnp.asarray(weights, dtype=real_dtype)
-        if w.shape != (n_samples,):
-            raise ValueError(f"weights must have shape ({n_samples},), got {w.shape}")
-    return _sr_matrices(jacobian, eps, w)
+        return jnp.full((n_samples,), 1.0 / n_samples, dtype=dtype)
+    w = jnp.asarray(weights, dtype=dtype)
+    if w.shape != (n_samples,):
+        raise ValueError(f"weights must have shape ({n_samples},), got {w.shape}")
+    return w
+
+
+def _centre_and_scale(values: jnp.ndarray, w: jnp.ndarray) -> jnp.ndarray:
+    """``sqrt(w_i) * (values_i - sum_j w_j values_j)`` along axis 0 (``w`` normalised, shape ``(Ns,)``)."""
+    centred = values - jnp.tensordot(w, values, axes=1)
+    return centred * jnp.sqrt(w).reshape((-1,) + (1,) * (values.ndim - 1))
+
+
+def _stack_re_im(values: jnp.ndarray, real_dtype) -> jnp.ndarray:
+    """``[Re values; Im values]`` along axis 0 (``(Ns, ...)`` -> ``(2 Ns, ...)``), as ``real_dtype``."""
+    return jnp.concatenate([jnp.real(values), jnp.imag(values)], axis=0).astype(real_dtype)
 
 
 @jax.jit
 def _sr_matrices(jacobian: jnp.ndarray, eps: jnp.ndarray, w: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
     """Jitted kernel of :func:`sr_matrices` (``w`` always given, renormalised here)."""
-    real_dtype = w.dtype
     w = w / jnp.sum(w)
-    o_c = jacobian - w @ jacobian
-    e_c = eps - jnp.sum(w * eps)
-    sw = jnp.sqrt(w)
-    o_c = o_c * sw[:, None]
-    e_c = e_c * sw
-    X = jnp.concatenate([jnp.real(o_c), jnp.imag(o_c)], axis=0).astype(real_dtype)
-    f = jnp.concatenate([jnp.real(e_c), jnp.imag(e_c)], axis=0).astype(real_dtype)
+    X = _stack_re_im(_centre_and_scale(jacobian, w), w.dtype)
+    f = _stack_re_im(_centre_and_scale(eps, w), w.dtype)
     return X, f
 
 
@@ -313,3 +330,196 @@ def _jacobian_of_log_psi(log_psi_fn, params, configs: jnp.ndarray) -> jnp.ndarra
 
     jac = jax.vmap(jax.jacrev(re_im), in_axes=(None, 0))(flat, configs)  # (Ns, 2, P)
     return jac[:, 0, :] + 1j * jac[:, 1, :]
+
+
+# ----------------------------------------------------------------------------------------------
+# Jacobian-free minSR for networks made of linear layers ("NTK by layers")
+# ----------------------------------------------------------------------------------------------
+def supports_layerwise_minsr(nqs) -> bool:
+    """Whether :func:`layerwise_natural_gradient_tree` applies to ``nqs``.
+
+    It needs a :class:`~nirbench.models.multistate.MultiStateNQS` whose (stacked) single-state
+    network exposes ``linear_layers()`` and ``probed_call(s, probes)`` as
+    :class:`~nirbench.models.mlp.MLP` does (see there). Wrapped networks (symmetry averages,
+    sector penalties) and the ResCNN do not, and keep the Jacobian path.
+    """
+    from nirbench.models.multistate import MultiStateNQS
+
+    network = getattr(nqs, "networks", None)
+    return isinstance(nqs, MultiStateNQS) and all(
+        callable(getattr(network, name, None)) for name in ("linear_layers", "probed_call")
+    )
+
+
+def layerwise_natural_gradient_tree(
+    nqs, configs: jnp.ndarray, eps: jnp.ndarray, weights: jnp.ndarray | None = None, diag_shift: float = 1e-4
+):
+    """The minSR direction of :func:`natural_gradient_tree` without materialising the Jacobian ``O``.
+
+    Same result (up to round-off) as
+    ``natural_gradient_tree(nqs, jacobian_of_log_psi(lambda m, s: m.log_psi(s), nqs, configs), eps,
+    weights, diag_shift)``, i.e. ``delta = X^T (X X^T + lambda I)^-1 f`` with ``X``, ``f`` as in
+    :func:`sr_matrices`, for an NQS accepted by :func:`supports_layerwise_minsr`.
+
+    Args:
+        nqs: ``MultiStateNQS`` with K stacked single-state networks (real parameters).
+        configs: ``(Ns, K, N)`` K-tuples of configurations.
+        eps: ``(Ns,)`` complex local energies (trace of the local energy matrix).
+        weights: ``(Ns,)`` importance weights or ``None`` (uniform); renormalised to sum to 1.
+        diag_shift: ``lambda > 0``.
+
+    Returns:
+        The direction as a pytree shaped like ``eqx.filter(nqs, eqx.is_inexact_array)``.
+
+    Method. The rows of ``J = [Re O; Im O]`` (uncentred, unscaled; ``(2 Ns, P)``) are never formed;
+    only the ``(2 Ns, 2 Ns)`` Gram matrix ``G = J J^T`` is (:func:`_layerwise_gram`). For a linear
+    layer ``z = W a + b`` of network ``j`` the derivative of ``log Psi_b`` w.r.t. ``W`` is
+    ``sum_k Delta_bkj (x) a_bkj``, with ``a_bkj`` the layer input when network ``j`` is evaluated on
+    configuration ``s_b^k`` and ``Delta_bkj = d log Psi_b / d z_bkj`` (complex), so the weight's
+    share of ``G`` is ``sum_j sum_kk' (D_rbkj . D_r'ck'j) (a_bkj . a_ck'j)`` (``D_r`` the real or
+    imaginary part) -- a product of two small Gram matrices; the bias ``b`` adds 1 to ``a . a'``
+    (a constant input). The other parameters (LayerNorm scales and offsets) are few and get an
+    explicit per-sample gradient. Centring and the ``sqrt(w)`` scaling act on the rows of ``J`` as
+    a linear map ``R`` (``X = R J``), hence ``X X^T = R G R^T``; after the solve ``(R G R^T + lambda I) y = f`` the direction
+    ``X^T y = J^T R^T y`` is a single VJP of ``theta -> R [Re log Psi; Im log Psi]`` at ``y``.
+    """
+    _check_diag_shift(diag_shift)
+    if not supports_layerwise_minsr(nqs):
+        raise ValueError(
+            "the NQS does not support the layer-wise minSR; use jacobian_of_log_psi + natural_gradient_tree"
+        )
+    params = _real_params(nqs)
+    configs, eps = jnp.asarray(configs), jnp.asarray(eps)
+    if configs.ndim != 3 or configs.shape[1] != nqs.n_states or eps.shape != (configs.shape[0],):
+        raise ValueError(
+            f"expected configs (Ns, {nqs.n_states}, N) and eps (Ns,), got {configs.shape} and {eps.shape}"
+        )
+    real_dtype = jnp.finfo(jnp.result_type(eps.dtype, *jax.tree_util.tree_leaves(params))).dtype
+    w = _weights_or_uniform(weights, configs.shape[0], real_dtype)
+    return _layerwise_natural_gradient(nqs, configs, eps, w, diag_shift)
+
+
+@eqx.filter_jit
+def _layerwise_natural_gradient(nqs, configs: jnp.ndarray, eps: jnp.ndarray, w: jnp.ndarray, diag_shift):
+    """Jitted kernel of :func:`layerwise_natural_gradient_tree` (``w`` given, renormalised here)."""
+    w = w / jnp.sum(w)
+    n_rows = 2 * configs.shape[0]
+    params, static = eqx.partition(nqs, eqx.is_inexact_array)
+
+    def centred_rows(theta):  # theta -> X-row space: R [Re log Psi; Im log Psi], shape (2 Ns,)
+        log_psi = jax.vmap(eqx.combine(theta, static).log_psi)(configs)
+        return _stack_re_im(_centre_and_scale(log_psi, w), w.dtype)
+
+    def centre_rows(matrix):  # R applied to the rows of a (2 Ns, M) matrix, per Re / Im half
+        halves = matrix.reshape(2, n_rows // 2, -1)
+        return jax.vmap(_centre_and_scale, in_axes=(0, None))(halves, w).reshape(matrix.shape)
+
+    gram = _layerwise_gram(nqs, configs)
+    T = centre_rows(centre_rows(gram).T) + diag_shift * jnp.eye(n_rows, dtype=gram.dtype)
+    f = _stack_re_im(_centre_and_scale(eps, w), w.dtype)
+    y, _ = _psd_solve(T, f, n_rows * jnp.finfo(T.dtype).eps)
+    _, pullback = jax.vjp(centred_rows, params)
+    (delta,) = pullback(y.astype(w.dtype))
+    return delta
+
+
+def _to_complex(re_im: jnp.ndarray) -> jnp.ndarray:
+    """``re_im[0] + 1j * re_im[1]``: the derivatives of ``Re`` and ``Im`` as one complex array."""
+    return re_im[0] + 1j * re_im[1]
+
+
+def _linear_parameters(network) -> list:
+    """Weights and biases of ``network.linear_layers()`` (an ``eqx.tree_at`` ``where``)."""
+    layers = network.linear_layers()
+    return [linear.weight for linear in layers] + [
+        linear.bias for linear in layers if linear.bias is not None
+    ]
+
+
+def _layerwise_gram(nqs, configs: jnp.ndarray) -> jnp.ndarray:
+    """``G = J J^T``, ``(2 Ns, 2 Ns)`` real, for ``J = [Re O; Im O]`` (``O`` uncentred, unscaled).
+
+    Shapes below: ``Ns`` samples ``b``, K configurations ``k`` per sample, K networks ``j``,
+    ``M = Ns K`` network inputs (row ``b K + k`` of ``configs.reshape(M, N)``).
+    """
+    n_samples, n_states, n_sites = configs.shape
+    rows = configs.reshape(n_samples * n_states, n_sites)
+    networks = nqs.networks
+    # the linear layers' parameters are held fixed; every other one is differentiated explicitly
+    spec = jax.tree_util.tree_map(eqx.is_inexact_array, networks)
+    spec = eqx.tree_at(_linear_parameters, spec, replace=[False] * len(_linear_parameters(networks)))
+    others, rest = eqx.partition(networks, spec)
+    probe_sizes = [linear.out_features for linear in networks.linear_layers()]
+    has_bias = [linear.bias is not None for linear in networks.linear_layers()]
+    real_dtype = networks.linear_layers()[0].weight.dtype
+
+    def one_network(others_j, rest_j):
+        def re_im(others_p, probes, s):
+            log_psi, inputs = eqx.combine(others_p, rest_j).probed_call(s, probes)
+            return jnp.stack([jnp.real(log_psi), jnp.imag(log_psi)]), (log_psi, inputs)
+
+        def one_input(s):
+            probes = tuple(jnp.zeros(size, dtype=real_dtype) for size in probe_sizes)
+            _, pullback, (log_psi, inputs) = jax.vjp(
+                lambda o, p: re_im(o, p, s), others_j, probes, has_aux=True
+            )
+            d_others, d_probes = jax.vmap(pullback)(jnp.eye(2, dtype=real_dtype))
+            d_others = jax.vmap(lambda tree: ravel_pytree(tree)[0])(d_others)  # (2, P_other)
+            # d log psi_j(s) / d(.) as complex numbers: d Re + 1j d Im
+            return log_psi, inputs, _to_complex(d_others), tuple(_to_complex(d) for d in d_probes)
+
+        return jax.vmap(one_input)(rows)
+
+    # leading axis j on every output; then (M, ...) per network
+    log_amps, inputs, d_others, d_probes = eqx.filter_vmap(one_network)(others, rest)
+
+    def split(x):  # (j, M, ...) -> (j, b, k, ...)
+        return x.reshape(n_states, n_samples, n_states, *x.shape[2:])
+
+    # c[j, b, k] = d log Psi_b / d log psi_j(s_b^k)
+    c = jnp.moveaxis(_amplitude_sensitivities(nqs, jnp.moveaxis(split(log_amps), 0, -1)), -1, 0)
+
+    gram = 0.0
+    for a, d_z, bias in zip(inputs, d_probes, has_bias):
+        a = split(a)  # (j, b, k, in)
+        delta = c[..., None] * split(d_z)  # (j, b, k, out) complex: d log Psi_b / d z_bkj
+        d_rows = jnp.stack([jnp.real(delta), jnp.imag(delta)], axis=1)  # (j, r, b, k, out)
+        dd = jnp.einsum("jrbko,jsclo->jrbkscl", d_rows, d_rows)
+        aa = jnp.einsum("jbki,jcli->jbkcl", a, a) + bias  # the bias: a constant input 1
+        gram = gram + jnp.einsum("jrbkscl,jbkcl->rbsc", dd, aa)
+    # the other parameters: explicit rows sum_k c_jbk d log psi_j(s_b^k) / d theta, (2 Ns, K P_other)
+    others_rows = _stack_re_im(
+        jnp.einsum("jbk,jbkp->bjp", c, split(d_others)).reshape(n_samples, -1), real_dtype
+    )
+    return gram.reshape(2 * n_samples, 2 * n_samples) + others_rows @ others_rows.T
+
+
+class _AmplitudeTable(eqx.Module):
+    """Stand-in single-state network returning ``values[k]`` for the "configuration" ``(k,)``."""
+
+    values: jnp.ndarray  # (K,) complex for one network; (K, K) when stacked over the networks
+
+    def __call__(self, s: jnp.ndarray) -> jnp.ndarray:
+        return self.values[s[0]]
+
+
+def _amplitude_sensitivities(nqs, log_amps: jnp.ndarray) -> jnp.ndarray:
+    """``c[b, k, j] = d log Psi_b / d log psi_j(s_b^k)`` (complex), from ``log_amps`` ``(Ns, K, K)``.
+
+    ``log Psi`` is a holomorphic function of the K x K amplitudes (``log det exp``); it is taken
+    from ``nqs.log_psi`` itself, run on an :class:`_AmplitudeTable` in place of the networks and the
+    "configurations" ``k = 0..K-1``, so the determinant code is not duplicated. K = 1 gives 1.
+    """
+    n_states = log_amps.shape[-1]
+    index = jnp.arange(n_states)[:, None]
+
+    def log_psi_re_im(re, im):  # (K, K) [k, j] -> (2,)
+        table = eqx.tree_at(lambda m: m.networks, nqs, _AmplitudeTable((re + 1j * im).T))
+        value = table.log_psi(index)
+        return jnp.stack([jnp.real(value), jnp.imag(value)])
+
+    def one_sample(amps):
+        d = jax.jacrev(log_psi_re_im)(jnp.real(amps), jnp.imag(amps))  # (2, K, K), d/d Re
+        return d[0] + 1j * d[1]  # holomorphic: d/dz = d/d Re z
+
+    return jax.vmap(one_sample)(log_amps)

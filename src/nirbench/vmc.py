@@ -35,7 +35,13 @@ from tqdm.auto import tqdm
 from nirbench.estimators import energy_levels, local_energy_matrices, mean_energy_matrix
 from nirbench.exact import basis_states
 from nirbench.hamiltonians import make_hamiltonian
-from nirbench.minsr import jacobian_of_log_psi, make_optimizer, natural_gradient_tree
+from nirbench.minsr import (
+    jacobian_of_log_psi,
+    layerwise_natural_gradient_tree,
+    make_optimizer,
+    natural_gradient_tree,
+    supports_layerwise_minsr,
+)
 from nirbench.models import NETS, batched_log_prob, build_nqs
 from nirbench.samplers import SAMPLERS, make_sampler
 
@@ -272,10 +278,14 @@ def update(nqs, opt_state, optimizer, configs, weights, eps, diag_shift, use_min
 
     With minSR the direction is the natural gradient of ``tr <E_loc>``; otherwise the plain
     gradient ``2 Re <conj(O_c) eps_c>`` (paper eq. 6), via a surrogate whose real-parameter
-    gradient it is.
+    gradient it is. When minSR's ``(2 Ns, 2 Ns)`` form is the cheap one (``2 Ns <= P``) and the
+    networks allow it (plain MLPs), the direction comes from the Jacobian-free
+    :func:`~nirbench.minsr.layerwise_natural_gradient_tree`; otherwise from the per-sample Jacobian.
     """
     params = eqx.filter(nqs, eqx.is_inexact_array)
-    if use_minsr:
+    if use_minsr and supports_layerwise_minsr(nqs) and 2 * configs.shape[0] <= count_parameters(nqs):
+        direction = layerwise_natural_gradient_tree(nqs, configs, eps, weights, diag_shift)
+    elif use_minsr:
         jacobian = jacobian_of_log_psi(_single_log_psi, nqs, configs)
         direction = natural_gradient_tree(nqs, jacobian, eps, weights, diag_shift)
     else:

@@ -52,8 +52,27 @@ class MLP(eqx.Module):
 
     def __call__(self, s: jax.Array) -> jax.Array:
         """``s`` of shape ``(N,)`` -> complex ``log psi(s)`` (shape ``()``)."""
+        return self.probed_call(s)[0]
+
+    def linear_layers(self) -> tuple[eqx.nn.Linear, ...]:
+        """The linear layers in evaluation order: the ``depth`` hidden ones, then the output layer."""
+        return (*self.hidden, self.output)
+
+    def probed_call(self, s: jax.Array, probes=None) -> tuple[jax.Array, tuple[jax.Array, ...]]:
+        """``__call__`` exposing what the layer-wise minSR (``nirbench.minsr``) needs.
+
+        ``probes``: ``None`` or one array per entry of :meth:`linear_layers`, of shape
+        ``(out_features,)``, added to that layer's output ``z_l = W_l a_l + b_l`` (zero probes leave
+        the result unchanged; their gradient is ``d log psi / d z_l``). Returns ``(log psi, inputs)``
+        with ``inputs[l] = a_l`` of shape ``(in_features,)``, the input of linear layer ``l``.
+        """
         x = jnp.asarray(s).astype(self.output.weight.dtype)
-        for linear, norm in zip(self.hidden, self.norms):
-            x = jax.nn.gelu(norm(linear(x)))
-        out = self.output(x)
-        return out[0] + 1j * out[1]
+        layers = self.linear_layers()
+        probes = (None,) * len(layers) if probes is None else probes
+        inputs = []
+        for linear, probe, norm in zip(layers, probes, (*self.norms, None)):
+            inputs.append(x)
+            x = linear(x) if probe is None else linear(x) + probe
+            if norm is not None:
+                x = jax.nn.gelu(norm(x))
+        return x[0] + 1j * x[1], tuple(inputs)
