@@ -12,6 +12,7 @@ from nirbench.models import (
     MLP,
     NETS,
     MagnetisationPenalty,
+    MarshallSign,
     PermutationAveraged,
     ResCNN,
     SpinFlipSymmetric,
@@ -213,3 +214,36 @@ def test_build_nqs_rejects_unknown_net():
     hamiltonian = make_hamiltonian("tfi", 2, 2, "open", g=1.0)
     with pytest.raises(ValueError, match="rescnn"):
         build_nqs(hamiltonian, "transformer", key=jax.random.key(0))
+
+
+def test_marshall_sign_is_the_heisenberg_ground_state_sign():
+    """On 4x2 periodic at J2 = 0 the ED ground state times the Marshall sign has one sign."""
+    from nirbench.exact import all_configurations, lowest_levels
+
+    hamiltonian = make_hamiltonian("j1j2", 4, 2, "periodic", j2=0.0)
+    _, _, vectors = lowest_levels(hamiltonian, 1, return_vectors=True)
+    configs = all_configurations(8, magnetisation=0)
+    ground = np.real(vectors[:, 0])
+    # a network with log psi = 0 everywhere exposes the sign alone
+    zero = MLP(8, width=WIDTH, depth=DEPTH, final_scale=0.0, key=jax.random.key(20))
+    net = MarshallSign(zero, hamiltonian.lattice.checkerboard())
+    sign = np.real(np.exp(_evaluate(net, configs)))
+    np.testing.assert_allclose(np.abs(sign), 1.0, atol=1e-12)
+    assert min(np.sum(ground * sign > 1e-12), np.sum(ground * sign < -1e-12)) == 0
+    assert np.sum(sign > 0) > 0 and np.sum(sign < 0) > 0  # and it is not trivial
+
+
+def test_build_nqs_marshall_sign():
+    hamiltonian = make_hamiltonian("j1j2", 4, 4, "periodic")
+    sizes = {"channels": CHANNELS, "n_blocks": BLOCKS}
+    plain = build_nqs(hamiltonian, "rescnn", **sizes, key=jax.random.key(21))
+    signed = build_nqs(hamiltonian, "rescnn", **sizes, marshall_sign=True, key=jax.random.key(21))
+    s = _random_configs(4, 16, seed=22, magnetisation=0)
+    n_down_a = np.sum((s < 0) & hamiltonian.lattice.checkerboard(), axis=1)
+    np.testing.assert_allclose(
+        np.exp(_amplitudes(signed, s) - _amplitudes(plain, s))[:, 0], (-1.0) ** n_down_a, atol=1e-10
+    )
+    with pytest.raises(ValueError, match="J1-J2"):
+        build_nqs(make_hamiltonian("tfi", 2, 2, "open", g=1.0), marshall_sign=True, key=jax.random.key(0))
+    with pytest.raises(ValueError, match="bipartite"):
+        SquareLattice(3, 4, "periodic").checkerboard()

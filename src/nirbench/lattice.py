@@ -103,6 +103,15 @@ class SquareLattice:
             maps += [(y, x), (Y, x), (y, X), (Y, X)]
         return np.array([xs * self.ly + ys for xs, ys in maps], dtype=np.int32)
 
+    def checkerboard(self) -> np.ndarray:
+        """Sublattice A of the bipartite square lattice: ``(N,)`` bool, true where ``x + y`` is even.
+
+        Raises ``ValueError`` for a periodic lattice with an odd length (not bipartite).
+        """
+        if self.periodic and (self.lx % 2 or self.ly % 2):
+            raise ValueError(f"a periodic {self.lx}x{self.ly} lattice is not bipartite (odd length)")
+        return self.coordinates().sum(axis=1) % 2 == 0
+
     def symmetry_group(self) -> np.ndarray:
         """Every product of a translation and a point-group element, deduplicated."""
         perms = {

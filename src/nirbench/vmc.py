@@ -71,6 +71,7 @@ class VMCConfig:
     channels: int = 16
     blocks: int = 4
     symmetries: bool = True
+    marshall_sign: bool = False
     sampler: str = "nir"
     batch: int = 512
     steps: int = 10000
@@ -114,6 +115,7 @@ class VMCConfig:
         "net": "single-state network: mlp or rescnn", "width": "MLP hidden width (table A1: 128)",
         "depth": "MLP hidden layers", "channels": "ResCNN channels", "blocks": "ResCNN residual blocks",
         "symmetries": "impose the model's symmetries (J1-J2: spin flip, lattice symmetries)",
+        "marshall_sign": "J1-J2: multiply each network by the Marshall sign (a sign prior, beyond the paper)",
         "sampler": "exact, mcmc or nir", "batch": "samples per step", "steps": "number of NQS updates",
         "lr": "NQS learning rate (Adam)",
         "lr_final": "if set, the NQS learning rate decays from lr to lr_final over the steps (cosine)",
@@ -318,7 +320,8 @@ class VMCRun:
         model_key, sampler_key, self.key = jax.random.split(key, 3)
         self.nqs = build_nqs(
             self.hamiltonian, config.net, config.states, width=config.width, depth=config.depth,
-            channels=config.channels, n_blocks=config.blocks, symmetries=config.symmetries, key=model_key,
+            channels=config.channels, n_blocks=config.blocks, symmetries=config.symmetries,
+            marshall_sign=config.marshall_sign, key=model_key,
         )  # fmt: skip
         self.sampler = make_sampler(config.sampler, self.hamiltonian, config.batch, **self._sampler_options())
         self.sampler_state = self.sampler.init(sampler_key, config.states, self.hamiltonian.n_sites)

@@ -25,6 +25,9 @@ Symmetries (``symmetries=True``) depend on the model:
   translation invariant regardless, so with periodic boundaries and K > 1 it can only find
   zero-momentum states.
 
+``marshall_sign=True`` (J1-J2 only, beyond the paper) wraps each single-state network in
+``MarshallSign`` (sublattice A = ``lattice.checkerboard()``), a fixed sign prior.
+
 Independently of ``symmetries``, a model studied in a magnetisation sector
 (``hamiltonian.magnetisation is not None``, i.e. J1-J2) gets the outermost
 ``MagnetisationPenalty(..., magnetisation, sector_penalty)`` (paper: 30), which keeps samplers
@@ -39,7 +42,7 @@ import jax
 from nirbench.models.mlp import MLP
 from nirbench.models.multistate import MultiStateNQS, batched_log_prob, batched_log_psi, stack_networks
 from nirbench.models.rescnn import ResCNN
-from nirbench.models.symmetry import MagnetisationPenalty, PermutationAveraged, SpinFlipSymmetric
+from nirbench.models.symmetry import MagnetisationPenalty, MarshallSign, PermutationAveraged, SpinFlipSymmetric
 
 NETS = ("mlp", "rescnn")
 
@@ -47,6 +50,7 @@ __all__ = [
     "MLP",
     "NETS",
     "MagnetisationPenalty",
+    "MarshallSign",
     "MultiStateNQS",
     "PermutationAveraged",
     "ResCNN",
@@ -69,6 +73,7 @@ def build_nqs(
     n_blocks: int = 4,
     symmetries: bool = True,
     sector_penalty: float | None = 30.0,
+    marshall_sign: bool = False,
     key: jax.Array,
 ) -> MultiStateNQS:
     """Build the K-state NQS for ``hamiltonian`` (see the module docstring for the symmetries).
@@ -80,6 +85,7 @@ def build_nqs(
         symmetries: impose the model's symmetries (J1-J2 only; no effect for TFI).
         sector_penalty: penalty on ``Re log psi`` outside ``hamiltonian.magnetisation``
             (ignored when the model has no sector; ``None`` disables it).
+        marshall_sign: multiply each network by the Marshall sign (J1-J2 only; ``ValueError`` otherwise).
         key: PRNG key.
     """
     if net not in NETS:
@@ -87,6 +93,9 @@ def build_nqs(
     lattice = hamiltonian.lattice
     is_j1j2 = getattr(hamiltonian, "name", None) == "j1j2"
     magnetisation = getattr(hamiltonian, "magnetisation", None)
+    if marshall_sign and not is_j1j2:
+        raise ValueError("marshall_sign applies to the J1-J2 model only")
+    sublattice = lattice.checkerboard() if marshall_sign else None
 
     def make_network(k):
         if net == "mlp":
@@ -98,6 +107,8 @@ def build_nqs(
                 network = PermutationAveraged(SpinFlipSymmetric(network, "first"), lattice.symmetry_group())
             else:
                 network = PermutationAveraged(SpinFlipSymmetric(network, "average"), lattice.point_group())
+        if marshall_sign:
+            network = MarshallSign(network, sublattice)
         if magnetisation is not None and sector_penalty is not None:
             network = MagnetisationPenalty(network, magnetisation, float(sector_penalty))
         return network
