@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The accuracy benchmarks of issue #4: exact references, then one VMC run per case, then the table.
+#   bash benchmarks/accuracy/run.sh                   # every case (each sized for about 20 minutes on 2 cores)
+#   bash benchmarks/accuracy/run.sh tfi4x4_g3_k3_nir  # one case
+# Outputs: results/benchmarks/accuracy/<case>.csv (per step), <case>_summary.csv, and the table
+# results/benchmarks/accuracy.csv (benchmarks/accuracy/collect.py).
+set -euo pipefail
+here=benchmarks/accuracy
+out=results/benchmarks/accuracy
+mkdir -p "$out"
+[ -f "$out/ed_tfi4x4_g3.csv" ] || nirbench ed --model tfi --lx 4 --ly 4 --bc periodic --g 3.0 --states 3 --out "$out/ed_tfi4x4_g3.csv"
+[ -f "$out/ed_tfi4x4_g1.csv" ] || nirbench ed --model tfi --lx 4 --ly 4 --bc periodic --g 1.0 --states 3 --out "$out/ed_tfi4x4_g1.csv"
+[ -f "$out/ed_j1j2_4x4.csv" ] || nirbench ed --model j1j2 --lx 4 --ly 4 --bc periodic --j2 0.5 --states 1 --out "$out/ed_j1j2_4x4.csv"
+cases=("$@")
+[ ${#cases[@]} -gt 0 ] || cases=(tfi4x4_g3_k3_nir tfi4x4_g1_k3_nir j1j2_4x4_k1_rescnn_nir tfi6x6open_g1_k3_nir tfi6x6open_g1_k3_mcmc)
+for case in "${cases[@]}"; do
+    nirbench vmc --config "$here/$case.yaml" --out "$out/$case.csv" --checkpoint-dir "$out/checkpoints/$case" --resume
+done
+python "$here/collect.py" --runs "$out" --out results/benchmarks/accuracy.csv
