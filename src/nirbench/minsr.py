@@ -286,8 +286,10 @@ def natural_gradient_tree(
     return unravel(delta.astype(flat.dtype))
 
 
-def make_optimizer(name: str = "adam", learning_rate: float = 1e-3) -> optax.GradientTransformation:
+def make_optimizer(name: str = "adam", learning_rate: float | optax.Schedule = 1e-3) -> optax.GradientTransformation:
     """The optax transformation applied to the preconditioned direction (which replaces the gradient).
+
+    ``learning_rate``: a number or an optax schedule of the update count (e.g. a cosine decay).
 
     ``name``: ``"adam"`` (the paper's choice) or ``"sgd"``. With ``"sgd"`` the update is
     ``-learning_rate * delta``, i.e. a plain imaginary-time / SR step.
