@@ -12,8 +12,6 @@ import pandas as pd
 import style
 from style import plt
 
-LINESTYLES = ["-", "--", ":", "-."]
-
 
 def plot(csv: str, png: str, pdf: str) -> None:
     steps = pd.read_csv(csv)
@@ -25,24 +23,19 @@ def plot(csv: str, png: str, pdf: str) -> None:
     xcol, window = style.training_axis(steps)
 
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(4.8, 4.8), sharex=True, height_ratios=[2.2, 1])
-    for sampler in [s for s in ("nir", "mcmc", "exact") if s in set(steps["sampler"])]:
-        color = style.sampler_color(sampler)
-        for i, (seed, run) in enumerate(steps[steps["sampler"] == sampler].groupby("seed")):
-            run = run.sort_values("step")  # iteration order
-            label = f"{style.sampler_label(sampler)}" + (f", seed {seed}" if steps["seed"].nunique() > 1 else "")
-            ls = LINESTYLES[i % len(LINESTYLES)]
-            if has_reference:
-                y = style.positive(run["energy_error"] / run["reference_energy"].abs())
-            else:
-                y = run["energy"].to_numpy() / n_sites
-            top.plot(run[xcol], y, color=color, alpha=0.25, linewidth=0.5, linestyle=ls)
-            top.plot(run[xcol], style.rolling(y, window), color=color, linestyle=ls, label=label)
-            if sampler == "nir" and "efficiency" in run:
-                bottom.plot(run[xcol], style.rolling(run["efficiency"], window), color=color, linestyle=ls,
-                            label=r"NIR: ESS$/n_\mathrm{proposed}$" if i == 0 else None)
-            if sampler == "mcmc" and "acceptance" in run:
-                bottom.plot(run[xcol], style.rolling(run["acceptance"], window), color=color, linestyle=ls,
-                            label="MCMC: acceptance rate" if i == 0 else None)
+    for sampler, i, run, color, ls, label in style.training_runs(steps):
+        if has_reference:
+            y = style.positive(run["energy_error"] / run["reference_energy"].abs())
+        else:
+            y = run["energy"].to_numpy() / n_sites
+        top.plot(run[xcol], y, color=color, alpha=0.25, linewidth=0.5, linestyle=ls)
+        top.plot(run[xcol], style.rolling(y, window), color=color, linestyle=ls, label=label)
+        if sampler == "nir" and "efficiency" in run:
+            bottom.plot(run[xcol], style.rolling(run["efficiency"], window), color=color, linestyle=ls,
+                        label=r"NIR: ESS$/n_\mathrm{proposed}$" if i == 0 else None)
+        if sampler == "mcmc" and "acceptance" in run:
+            bottom.plot(run[xcol], style.rolling(run["acceptance"], window), color=color, linestyle=ls,
+                        label="MCMC: acceptance rate" if i == 0 else None)
     if has_reference:
         style.decade_log_axis(top)
         top.set_ylabel(r"$|E_\mathrm{tr} - E_\mathrm{ref}| \,/\, |E_\mathrm{ref}|$")

@@ -11,8 +11,6 @@ import pandas as pd
 import style
 from style import plt
 
-LINESTYLES = ["-", "--", ":", "-."]
-
 
 def plot(csv: str, png: str, pdf: str) -> None:
     steps = pd.read_csv(csv)
@@ -22,19 +20,14 @@ def plot(csv: str, png: str, pdf: str) -> None:
     has_reference = "energy_error" in steps and steps["energy_error"].notna().any()
     xcol, window = style.training_axis(steps)
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(4.8, 4.6), sharex=True, height_ratios=[2, 1])
-    for sampler in [s for s in ("nir", "mcmc", "exact") if s in set(steps["sampler"])]:
-        color = style.sampler_color(sampler)
-        for i, (seed, run) in enumerate(steps[steps["sampler"] == sampler].groupby("seed")):
-            run = run.sort_values("step")  # iteration order
-            label = style.sampler_label(sampler) + (f", seed {seed}" if steps["seed"].nunique() > 1 else "")
-            ls = LINESTYLES[i % len(LINESTYLES)]
-            jsd = run.dropna(subset=["jsd"])
-            top.plot(jsd[xcol], style.positive(jsd["jsd"]), marker="o", color=color, linestyle=ls, markersize=2.5,
-                     label=label)
-            if has_reference:
-                y = style.positive(run["energy_error"] / run["reference_energy"].abs())
-                bottom.plot(run[xcol], y, color=color, alpha=0.25, linewidth=0.5, linestyle=ls)
-                bottom.plot(run[xcol], style.rolling(y, window), color=color, linestyle=ls)
+    for _sampler, _i, run, color, ls, label in style.training_runs(steps):
+        jsd = run.dropna(subset=["jsd"])
+        top.plot(jsd[xcol], style.positive(jsd["jsd"]), marker="o", color=color, linestyle=ls, markersize=2.5,
+                 label=label)
+        if has_reference:
+            y = style.positive(run["energy_error"] / run["reference_energy"].abs())
+            bottom.plot(run[xcol], y, color=color, alpha=0.25, linewidth=0.5, linestyle=ls)
+            bottom.plot(run[xcol], style.rolling(y, window), color=color, linestyle=ls)
     first = steps.iloc[0]
     style.decade_log_axis(top)
     top.set_ylabel(r"JSD(samples $\|$ exact $|\Psi|^2$)")

@@ -21,6 +21,7 @@ SAMPLER_COLORS = {"nir": "#0072B2", "mcmc": "#D55E00", "exact": "#009E73"}
 SAMPLER_LABELS = {"nir": "NIR", "mcmc": "MCMC", "exact": "exact sampling"}
 LEVEL_COLORS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9"]
 LATTICE_MARKERS = ["o", "s", "D", "^", "v", "P"]
+LINESTYLES = ["-", "--", ":", "-."]  # one per seed within a sampler (cycled)
 
 RC = {
     "figure.dpi": 150,
@@ -107,6 +108,23 @@ def training_axis(steps):
     """
     xcol = "nqs_step" if "nqs_step" in steps and steps["nqs_step"].notna().any() else "step"
     return xcol, max(1, int(steps[xcol].max()) // 50)
+
+
+def training_runs(steps):
+    """The training runs of ``steps``, one per (sampler, seed), in plotting order.
+
+    Samplers in the order nir, mcmc, exact (others are skipped), seeds ascending within each.
+    Yields ``(sampler, i, run, color, linestyle, label)``: ``i`` is the run's index within its
+    sampler, ``run`` its rows sorted by ``step`` (iteration order), ``color`` the sampler's colour,
+    ``linestyle`` ``LINESTYLES[i]`` (cycled), ``label`` the sampler's label plus ", seed N" when
+    ``steps`` holds more than one seed.
+    """
+    several_seeds = steps["seed"].nunique() > 1
+    for sampler in [s for s in ("nir", "mcmc", "exact") if s in set(steps["sampler"])]:
+        color = sampler_color(sampler)
+        for i, (seed, run) in enumerate(steps[steps["sampler"] == sampler].groupby("seed")):
+            label = sampler_label(sampler) + (f", seed {seed}" if several_seeds else "")
+            yield sampler, i, run.sort_values("step"), color, LINESTYLES[i % len(LINESTYLES)], label
 
 
 def rolling(values, window: int):
