@@ -18,6 +18,7 @@ from nirbench.models import (
     SpinFlipSymmetric,
     build_nqs,
 )
+from nirbench.models.rescnn import circular_conv
 
 
 def _random_configs(n, n_sites, seed=0, magnetisation=None):
@@ -106,6 +107,15 @@ def test_rescnn_translation_invariant_on_periodic_lattice():
     # a generic permutation is *not* a symmetry: the test can fail
     scrambled = s[:, np.random.default_rng(4).permutation(16)]
     assert not np.allclose(_evaluate(net, scrambled), reference, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(4, 4), (2, 3), (5, 2)])
+def test_circular_conv_equals_equinox_conv(shape):
+    """The im2col convolution the ResCNN evaluates equals eqx.nn.Conv2d with circular padding."""
+    lx, ly = shape
+    conv = eqx.nn.Conv2d(3, 4, kernel_size=3, padding=1, padding_mode="CIRCULAR", key=jax.random.key(30))
+    x = jax.random.normal(jax.random.key(31), (3, lx, ly))
+    np.testing.assert_allclose(circular_conv(conv, x), conv(x), rtol=1e-12, atol=1e-12)
 
 
 def test_rescnn_rectangular_lattice_shape():
