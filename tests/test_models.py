@@ -111,11 +111,21 @@ def test_rescnn_translation_invariant_on_periodic_lattice():
 
 @pytest.mark.parametrize("shape", [(4, 4), (2, 3), (5, 2)])
 def test_circular_conv_equals_equinox_conv(shape):
-    """The im2col convolution the ResCNN evaluates equals eqx.nn.Conv2d with circular padding."""
+    """The ResCNN's convolution equals eqx.nn.Conv2d (circular padding) in value, in the gradient
+    w.r.t. kernel and input, and in the per-sample kernel Jacobian (vmap of jacrev) minSR uses."""
     lx, ly = shape
     conv = eqx.nn.Conv2d(3, 4, kernel_size=3, padding=1, padding_mode="CIRCULAR", key=jax.random.key(30))
-    x = jax.random.normal(jax.random.key(31), (3, lx, ly))
-    np.testing.assert_allclose(circular_conv(conv, x), conv(x), rtol=1e-12, atol=1e-12)
+    xs = jax.random.normal(jax.random.key(31), (5, 3, lx, ly))
+    probe = jax.random.normal(jax.random.key(32), (4, lx, ly))
+    np.testing.assert_allclose(circular_conv(conv, xs[0]), conv(xs[0]), rtol=1e-12, atol=1e-12)
+
+    def contracted(fn):  # (conv, x) -> scalar, so jacrev gives the per-sample gradients
+        return lambda c, x: jnp.sum(jnp.sin(fn(c, x)) * probe)
+
+    ours = jax.vmap(jax.jacrev(contracted(circular_conv), argnums=(0, 1)), in_axes=(None, 0))(conv, xs)
+    reference = jax.vmap(jax.jacrev(contracted(lambda c, x: c(x)), argnums=(0, 1)), in_axes=(None, 0))(conv, xs)
+    for got, want in zip(jax.tree_util.tree_leaves(ours), jax.tree_util.tree_leaves(reference), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
 
 
 def test_rescnn_rectangular_lattice_shape():
