@@ -134,13 +134,19 @@ def test_rescnn_rectangular_lattice_shape():
     assert _evaluate(net, _random_configs(4, 6)).shape == (4,)
 
 
-@pytest.mark.parametrize("mode", ["first", "average"])
-def test_spin_flip_symmetric(mode):
+@pytest.mark.parametrize(("mode", "average"), [("first", "log"), ("average", "log"), ("average", "amplitude")])
+def test_spin_flip_symmetric(mode, average):
     base = MLP(6, width=WIDTH, depth=DEPTH, final_scale=1.0, key=jax.random.key(6))
-    net = SpinFlipSymmetric(base, mode)
+    net = SpinFlipSymmetric(base, mode, average)
     s = _random_configs(8, 6, seed=7)
     np.testing.assert_allclose(_evaluate(net, -s), _evaluate(net, s), rtol=1e-12, atol=1e-14)
     assert not np.allclose(_evaluate(base, -s), _evaluate(base, s), atol=1e-6)
+    if mode == "average":  # the mean of log psi, or of psi, over s and -s
+        pair = np.stack([_evaluate(base, s), _evaluate(base, -s)])
+        if average == "log":
+            np.testing.assert_allclose(_evaluate(net, s), pair.mean(axis=0), rtol=1e-12)
+        else:
+            np.testing.assert_allclose(np.exp(_evaluate(net, s)), np.exp(pair).mean(axis=0), rtol=1e-12)
     if mode == "first":  # a configuration with s[0] = +1 is passed through unchanged
         up = s[s[:, 0] > 0]
         np.testing.assert_allclose(_evaluate(net, up), _evaluate(base, up), rtol=1e-12)
@@ -148,17 +154,21 @@ def test_spin_flip_symmetric(mode):
         SpinFlipSymmetric(base, "sometimes")
 
 
-def test_permutation_averaged_invariant_under_group():
+@pytest.mark.parametrize("average", ["log", "amplitude"])
+def test_permutation_averaged_invariant_under_group(average):
     lattice = SquareLattice(3, 3, "periodic")
     group = lattice.symmetry_group()
     base = MLP(9, width=WIDTH, depth=DEPTH, final_scale=1.0, key=jax.random.key(8))
-    net = PermutationAveraged(base, group)
+    net = PermutationAveraged(base, group, average)
     s = _random_configs(4, 9, seed=9)
     reference = _evaluate(net, s)
-    # it is the mean of log psi over the transformed inputs
+    # it is the mean of log psi (or of psi) over the transformed inputs
     transformed = np.stack([s[:, perm] for perm in group])  # (G, B, N)
-    explicit = np.mean(_evaluate(base, transformed), axis=0)
-    np.testing.assert_allclose(reference, explicit, rtol=1e-10)
+    if average == "log":
+        np.testing.assert_allclose(reference, np.mean(_evaluate(base, transformed), axis=0), rtol=1e-10)
+    else:
+        explicit = np.mean(np.exp(_evaluate(base, transformed)), axis=0)
+        np.testing.assert_allclose(np.exp(reference), explicit, rtol=1e-10)
     averaged = _evaluate(net, transformed)
     np.testing.assert_allclose(averaged, np.broadcast_to(reference, averaged.shape), rtol=1e-10, atol=1e-12)
     scrambled = s[:, [1, 0, 2, 3, 4, 5, 6, 7, 8]]  # a transposition is not a lattice symmetry
@@ -168,6 +178,8 @@ def test_permutation_averaged_invariant_under_group():
     assert params.perms is None
     with pytest.raises(ValueError, match="integer"):
         PermutationAveraged(base, group.astype(float))
+    with pytest.raises(ValueError, match="amplitude"):
+        PermutationAveraged(base, group, "median")
 
 
 def test_magnetisation_penalty_suppresses_by_exactly_exp_minus_30():
@@ -198,11 +210,11 @@ def _full_group_check(nqs, lattice, configs):
     return amps[0]
 
 
-@pytest.mark.parametrize("net", NETS)
-def test_build_nqs_j1j2_symmetries(net):
+@pytest.mark.parametrize(("net", "average"), [(net, "log") for net in NETS] + [("rescnn", "amplitude")])
+def test_build_nqs_j1j2_symmetries(net, average):
     hamiltonian = make_hamiltonian("j1j2", 4, 4, "periodic")
     lattice = hamiltonian.lattice
-    sizes = {"width": WIDTH, "depth": DEPTH, "channels": CHANNELS, "n_blocks": BLOCKS}
+    sizes = {"width": WIDTH, "depth": DEPTH, "channels": CHANNELS, "n_blocks": BLOCKS, "symmetry_average": average}
     nqs = build_nqs(hamiltonian, net, n_states=2, **sizes, key=jax.random.key(12))
     assert nqs.n_states == 2
     in_sector = _random_configs(3, 16, seed=13, magnetisation=0)
@@ -234,6 +246,8 @@ def test_build_nqs_rejects_unknown_net():
     hamiltonian = make_hamiltonian("tfi", 2, 2, "open", g=1.0)
     with pytest.raises(ValueError, match="rescnn"):
         build_nqs(hamiltonian, "transformer", key=jax.random.key(0))
+    with pytest.raises(ValueError, match="amplitude"):
+        build_nqs(hamiltonian, "mlp", symmetry_average="median", key=jax.random.key(0))
 
 
 def test_marshall_sign_is_the_heisenberg_ground_state_sign():

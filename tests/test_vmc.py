@@ -108,6 +108,7 @@ def test_energy_decreases_with_exact_sampling():
         ({"states": 17}, "exceeds the number of configurations"),
         ({"batch": "many"}, "must be of type int"),
         ({"lr_final": 0.01}, "lr_final must be in"),
+        ({"symmetry_average": "median"}, "unknown symmetry_average"),
     ],
 )
 def test_bad_input_fails_before_computation(changes, message):

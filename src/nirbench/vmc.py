@@ -43,6 +43,7 @@ from nirbench.minsr import (
     supports_layerwise_minsr,
 )
 from nirbench.models import NETS, batched_log_prob, build_nqs
+from nirbench.models.symmetry import AVERAGES
 from nirbench.samplers import SAMPLERS, make_sampler
 
 STEP_COLUMNS = [
@@ -71,6 +72,7 @@ class VMCConfig:
     channels: int = 16
     blocks: int = 4
     symmetries: bool = True
+    symmetry_average: str = "log"
     marshall_sign: bool = False
     sampler: str = "nir"
     batch: int = 512
@@ -115,6 +117,7 @@ class VMCConfig:
         "net": "single-state network: mlp or rescnn", "width": "MLP hidden width (table A1: 128)",
         "depth": "MLP hidden layers", "channels": "ResCNN channels", "blocks": "ResCNN residual blocks",
         "symmetries": "impose the model's symmetries (J1-J2: spin flip, lattice symmetries)",
+        "symmetry_average": "what the symmetrisation averages: log (log psi, paper) or amplitude (psi, a projector)",
         "marshall_sign": "J1-J2: multiply each network by the Marshall sign (a sign prior, beyond the paper)",
         "sampler": "exact, mcmc or nir", "batch": "samples per step", "steps": "number of NQS updates",
         "lr": "NQS learning rate (Adam)",
@@ -176,6 +179,8 @@ class VMCConfig:
                 raise ValueError(f"VMC option {f.name!r} must be of type {f.type!s}, got {value!r}")
         if self.net not in NETS:
             raise ValueError(f"unknown net {self.net!r}; choose one of {NETS}")
+        if self.symmetry_average not in AVERAGES:
+            raise ValueError(f"unknown symmetry_average {self.symmetry_average!r}; choose one of {AVERAGES}")
         if self.sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler {self.sampler!r}; choose one of {SAMPLERS}")
         if not self.diag_shift > 0:
@@ -321,7 +326,7 @@ class VMCRun:
         self.nqs = build_nqs(
             self.hamiltonian, config.net, config.states, width=config.width, depth=config.depth,
             channels=config.channels, n_blocks=config.blocks, symmetries=config.symmetries,
-            marshall_sign=config.marshall_sign, key=model_key,
+            marshall_sign=config.marshall_sign, symmetry_average=config.symmetry_average, key=model_key,
         )  # fmt: skip
         self.sampler = make_sampler(config.sampler, self.hamiltonian, config.batch, **self._sampler_options())
         self.sampler_state = self.sampler.init(sampler_key, config.states, self.hamiltonian.n_sites)

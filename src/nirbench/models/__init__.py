@@ -42,7 +42,13 @@ import jax
 from nirbench.models.mlp import MLP
 from nirbench.models.multistate import MultiStateNQS, batched_log_prob, batched_log_psi, stack_networks
 from nirbench.models.rescnn import ResCNN
-from nirbench.models.symmetry import MagnetisationPenalty, MarshallSign, PermutationAveraged, SpinFlipSymmetric
+from nirbench.models.symmetry import (
+    AVERAGES,
+    MagnetisationPenalty,
+    MarshallSign,
+    PermutationAveraged,
+    SpinFlipSymmetric,
+)
 
 NETS = ("mlp", "rescnn")
 
@@ -74,6 +80,7 @@ def build_nqs(
     symmetries: bool = True,
     sector_penalty: float | None = 30.0,
     marshall_sign: bool = False,
+    symmetry_average: str = "log",
     key: jax.Array,
 ) -> MultiStateNQS:
     """Build the K-state NQS for ``hamiltonian`` (see the module docstring for the symmetries).
@@ -86,10 +93,14 @@ def build_nqs(
         sector_penalty: penalty on ``Re log psi`` outside ``hamiltonian.magnetisation``
             (ignored when the model has no sector; ``None`` disables it).
         marshall_sign: multiply each network by the Marshall sign (J1-J2 only; ``ValueError`` otherwise).
+        symmetry_average: ``"log"`` (paper) or ``"amplitude"``: what the symmetry wrappers average
+            (see ``nirbench.models.symmetry``).
         key: PRNG key.
     """
     if net not in NETS:
         raise ValueError(f"unknown network net={net!r}; choose one of {NETS}")
+    if symmetry_average not in AVERAGES:
+        raise ValueError(f"unknown symmetry_average={symmetry_average!r}; choose one of {AVERAGES}")
     lattice = hamiltonian.lattice
     is_j1j2 = getattr(hamiltonian, "name", None) == "j1j2"
     magnetisation = getattr(hamiltonian, "magnetisation", None)
@@ -104,9 +115,13 @@ def build_nqs(
             network = ResCNN(lattice.lx, lattice.ly, channels=channels, n_blocks=n_blocks, key=k)
         if symmetries and is_j1j2:
             if net == "mlp":
-                network = PermutationAveraged(SpinFlipSymmetric(network, "first"), lattice.symmetry_group())
+                network = PermutationAveraged(
+                    SpinFlipSymmetric(network, "first"), lattice.symmetry_group(), symmetry_average
+                )
             else:
-                network = PermutationAveraged(SpinFlipSymmetric(network, "average"), lattice.point_group())
+                network = PermutationAveraged(
+                    SpinFlipSymmetric(network, "average", symmetry_average), lattice.point_group(), symmetry_average
+                )
         if marshall_sign:
             network = MarshallSign(network, sublattice)
         if magnetisation is not None and sector_penalty is not None:

@@ -10,6 +10,12 @@ is invariant under every permutation in the group ``perms`` *and* under ``s -> -
 (the group average of a flip-invariant function stays flip invariant). The other order,
 ``SpinFlipSymmetric(PermutationAveraged(...))``, is not: the "flip if ``s[0] < 0``" rule looks at
 site 0, which a permutation moves.
+
+Both averaging wrappers take ``average``: ``"log"`` (default; the paper's "averaging the outputs",
+i.e. a geometric mean of the amplitudes) or ``"amplitude"`` (the arithmetic mean of the amplitudes
+``psi``, i.e. the projector onto the symmetric sector, ``log mean_g exp(log psi_g)``; beyond the
+paper). The amplitude mean lets the images interfere, so the symmetrised state can have signs
+that no single image has; the log mean cannot.
 """
 
 from __future__ import annotations
@@ -20,6 +26,21 @@ import jax.numpy as jnp
 import numpy as np
 
 SPIN_FLIP_MODES = ("first", "average")
+AVERAGES = ("log", "amplitude")
+
+
+def _check_average(average: str) -> None:
+    if average not in AVERAGES:
+        raise ValueError(f"symmetry average must be one of {AVERAGES}, got {average!r}")
+
+
+def mean_log_psi(log_psi: jax.Array, average: str = "log") -> jax.Array:
+    """Average complex ``log psi`` values ``(G,)`` into one: ``mean(log psi)`` for ``"log"``,
+    ``log mean(psi)`` (stabilised by the largest real part) for ``"amplitude"``."""
+    if average == "log":
+        return jnp.mean(log_psi)
+    shift = jax.lax.stop_gradient(jnp.max(jnp.real(log_psi)))
+    return jnp.log(jnp.mean(jnp.exp(log_psi - shift))) + shift
 
 
 class SpinFlipSymmetric(eqx.Module):
@@ -27,32 +48,37 @@ class SpinFlipSymmetric(eqx.Module):
 
     ``mode="first"`` (paper): flip all spins if ``s[0] < 0``, then call ``net`` (one evaluation).
     This breaks any translation invariance ``net`` had, because it singles out site 0.
-    ``mode="average"``: ``(net(s) + net(-s)) / 2`` (two evaluations; the average of ``log psi``,
-    like ``PermutationAveraged``), which keeps every permutation invariance of ``net``.
+    ``mode="average"``: the average of ``net(s)`` and ``net(-s)`` (two evaluations; ``average``
+    ``"log"``: ``(net(s) + net(-s)) / 2``, like ``PermutationAveraged``; ``"amplitude"``: of
+    ``psi``), which keeps every permutation invariance of ``net``.
     Either way the result is spin-flip *even*: ``psi(-s) = psi(s)``.
     """
 
     net: eqx.Module
     mode: str = eqx.field(static=True, default="first")
+    average: str = eqx.field(static=True, default="log")
 
     def __post_init__(self):
         if self.mode not in SPIN_FLIP_MODES:
             raise ValueError(f"SpinFlipSymmetric mode must be one of {SPIN_FLIP_MODES}, got {self.mode!r}")
+        _check_average(self.average)
 
     def __call__(self, s: jax.Array) -> jax.Array:
         s = jnp.asarray(s)
         if self.mode == "average":
-            return 0.5 * (self.net(s) + self.net(-s))
+            return mean_log_psi(jnp.stack([self.net(s), self.net(-s)]), self.average)
         return self.net(jnp.where(s[0] < 0, -s, s))
 
 
 class PermutationAveraged(eqx.Module):
-    """Average ``log psi`` over a group of site permutations.
+    """Average ``log psi`` (or ``psi``) over a group of site permutations.
 
-    ``log psi(s) = mean_g net(s[perms[g]])``: the *outputs* (complex ``log psi``) are averaged,
-    as in the paper ("applying the corresponding transformations to the input configurations
-    and averaging the outputs"); this is a product, not a sum, of amplitudes. If ``perms`` is a
-    group (closed under composition) the result is exactly invariant under each element.
+    ``average="log"``: ``log psi(s) = mean_g net(s[perms[g]])``, the *outputs* (complex
+    ``log psi``) are averaged, as in the paper ("applying the corresponding transformations to the
+    input configurations and averaging the outputs"); this is a product, not a sum, of amplitudes.
+    ``average="amplitude"``: ``psi(s) = mean_g exp(net(s[perms[g]]))``, the projection onto the
+    symmetric sector. If ``perms`` is a group (closed under composition) the result is exactly
+    invariant under each element.
 
     ``perms`` is an integer array of shape ``(G, N)`` (a permutation acts as ``s[perm]``, the
     convention of ``nirbench.lattice``). It is stored as an integer array, so filtering with
@@ -61,20 +87,23 @@ class PermutationAveraged(eqx.Module):
 
     net: eqx.Module
     perms: np.ndarray
+    average: str = eqx.field(static=True)
 
-    def __init__(self, net: eqx.Module, perms):
+    def __init__(self, net: eqx.Module, perms, average: str = "log"):
         perms = np.asarray(perms)
         if perms.ndim != 2 or not np.issubdtype(perms.dtype, np.integer):
             raise ValueError(
                 f"perms must be an integer array of shape (G, N), got {perms.dtype} {perms.shape}"
             )
+        _check_average(average)
         self.net = net
         self.perms = perms.astype(np.int32)
+        self.average = average
 
     def __call__(self, s: jax.Array) -> jax.Array:
         s = jnp.asarray(s)
         transformed = s[jnp.asarray(self.perms)]  # (G, N)
-        return jnp.mean(jax.vmap(self.net)(transformed))
+        return mean_log_psi(jax.vmap(self.net)(transformed), self.average)
 
 
 class MagnetisationPenalty(eqx.Module):
