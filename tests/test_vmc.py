@@ -109,6 +109,7 @@ def test_energy_decreases_with_exact_sampling():
         ({"batch": "many"}, "must be of type int"),
         ({"lr_final": 0.01}, "lr_final must be in"),
         ({"symmetry_average": "median"}, "unknown symmetry_average"),
+        ({"lr_warmup": 10**6}, "lr_warmup must be in"),
     ],
 )
 def test_bad_input_fails_before_computation(changes, message):
@@ -122,6 +123,16 @@ def test_lr_final_decays_the_learning_rate():
     assert float(schedule(50)) == pytest.approx(0.5 * (1e-2 + 1e-4))
     assert float(schedule(100)) == pytest.approx(1e-4)
     assert VMCConfig(**TINY, lr=1e-2).learning_rate() == 1e-2
+
+
+@pytest.mark.parametrize("lr_final", [None, 1e-4])
+def test_lr_warmup_rises_linearly_then_follows_the_schedule(lr_final):
+    schedule = VMCConfig(**TINY, steps=100, lr=1e-2, lr_final=lr_final, lr_warmup=10).learning_rate()
+    assert float(schedule(0)) == 0.0
+    assert float(schedule(5)) == pytest.approx(0.5e-2)
+    assert float(schedule(10)) == pytest.approx(1e-2)
+    assert float(schedule(55)) == pytest.approx(1e-2 if lr_final is None else 0.5 * (1e-2 + 1e-4))
+    assert float(schedule(100)) == pytest.approx(1e-2 if lr_final is None else 1e-4)
 
 
 def test_unknown_option_is_named():

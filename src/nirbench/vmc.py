@@ -79,6 +79,7 @@ class VMCConfig:
     steps: int = 10000
     lr: float = 1e-3
     lr_final: float | None = None
+    lr_warmup: int = 0
     optimizer: str = "adam"
     minsr: bool = True
     diag_shift: float = 1e-4
@@ -122,6 +123,7 @@ class VMCConfig:
         "sampler": "exact, mcmc or nir", "batch": "samples per step", "steps": "number of NQS updates",
         "lr": "NQS learning rate (Adam)",
         "lr_final": "if set, the NQS learning rate decays from lr to lr_final over the steps (cosine)",
+        "lr_warmup": "NQS updates over which the learning rate rises linearly from 0 to lr (0: none)",
         "optimizer": "adam or sgd, applied to the (minSR) direction",
         "minsr": "precondition with minSR", "diag_shift": "minSR diagonal shift (> 0)", "seed": "random seed",
         "proposal_dim": "NIR proposal embedding dimension", "proposal_layers": "NIR proposal Transformer layers",
@@ -194,12 +196,23 @@ class VMCConfig:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.lr_final is not None and not 0 < self.lr_final <= self.lr:
             raise ValueError(f"lr_final must be in (0, lr = {self.lr}], got {self.lr_final}")
+        if not 0 <= self.lr_warmup < self.steps:
+            raise ValueError(f"lr_warmup must be in [0, steps = {self.steps}), got {self.lr_warmup}")
 
     def learning_rate(self) -> float | optax.Schedule:
-        """``lr``, or a cosine decay from ``lr`` to ``lr_final`` over ``steps`` NQS updates."""
-        if self.lr_final is None:
-            return self.lr
-        return optax.cosine_decay_schedule(self.lr, self.steps, alpha=self.lr_final / self.lr)
+        """The NQS learning rate as a function of the update count.
+
+        ``lr``; or, with ``lr_final``, a cosine decay from ``lr`` to ``lr_final`` that ends at
+        ``steps``; with ``lr_warmup = W > 0`` either is preceded by a linear rise from 0 to ``lr``
+        over the first ``W`` updates (the decay then spans the remaining ``steps - W``).
+        """
+        if self.lr_warmup == 0:
+            if self.lr_final is None:
+                return self.lr
+            return optax.cosine_decay_schedule(self.lr, self.steps, alpha=self.lr_final / self.lr)
+        return optax.warmup_cosine_decay_schedule(
+            0.0, self.lr, self.lr_warmup, self.steps, end_value=self.lr if self.lr_final is None else self.lr_final
+        )
 
 
 def load_reference(path: str | os.PathLike, hamiltonian, n_states: int) -> np.ndarray:
