@@ -122,6 +122,24 @@ def test_nir_resample_is_exact_and_efficient(target, trained_proposal):
     assert chi_square_pvalue(q_counts, probs) < 1e-6
 
 
+def test_nir_float32_proposal_is_exact(target, trained_proposal):
+    """The default float32 proposal: float32 parameters, weights in float64, exact resampling."""
+    hamiltonian, nqs, _, probs = target
+    sampler = make_sampler("nir", hamiltonian, B, n_states=K, alpha_ess=ALPHA, **ARCH)
+    assert sampler.init(jax.random.key(3), K, N).proposal.positions.dtype == jnp.float32
+    proposal = jax.tree_util.tree_map(
+        lambda leaf: leaf.astype(jnp.float32) if eqx.is_inexact_array(leaf) else leaf, trained_proposal
+    )
+    state = sampler.init(jax.random.key(3), K, N, proposal=proposal)
+    counts = np.zeros(probs.size)
+    for seed in range(4):
+        batch, state, stats = sampler.sample(batched_log_prob, nqs, state, jax.random.key(20 + seed))
+        assert stats["efficiency"] > 0.8
+        counts += histogram(batch.configs)
+    assert state.proposal.positions.dtype == jnp.float32  # training keeps the precision
+    assert chi_square_pvalue(counts, probs) > P_MIN
+
+
 def test_nir_importance_mode_weighted_histogram(target):
     """Importance mode with an *untrained* proposal: only the weights make the histogram right."""
     hamiltonian, nqs, configs, probs = target
@@ -211,6 +229,7 @@ def test_nir_symmetrized_sampling_is_exact(target, trained_proposal):
     ({"symmetry_perms": [[0, 1, 2, 3], [1, 0, 2, 3], [0, 1, 3, 2]]}, "not closed"),
     ({"symmetry_perms": [[1, 0, 2, 3], [0, 1, 2, 3], [0, 0, 2, 3]]}, "permutation"),
     ({"symmetry_perms": [[0, 1, 2]]}, "columns"),
+    ({"proposal_dtype": "float16"}, "'float32', 'float64'"),
 ])
 def test_nir_bad_input(kwargs, match):
     options = {"batch_size": 16, "n_states": K, "n_sites": N, **kwargs}

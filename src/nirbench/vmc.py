@@ -90,6 +90,7 @@ class VMCConfig:
     proposal_heads: int = 4
     proposal_lr: float = 1e-3
     proposal_train_steps: int = 1
+    proposal_dtype: str = "float32"
     p_floor: float = 1e-4
     alpha_ess: float = 2.0
     alpha_eff: float = 0.1
@@ -129,6 +130,7 @@ class VMCConfig:
         "proposal_dim": "NIR proposal embedding dimension", "proposal_layers": "NIR proposal Transformer layers",
         "proposal_heads": "NIR proposal attention heads", "proposal_lr": "NIR proposal learning rate",
         "proposal_train_steps": "NIR proposal Adam steps per sampled batch (paper: 1)",
+        "proposal_dtype": "NIR proposal precision: float32 or float64 (the importance weights use the NQS precision)",
         "p_floor": "floor on every conditional probability of the proposal, in [0, 0.5)",
         "alpha_ess": "NIR: propose until ESS >= alpha_ess * batch", "alpha_eff": "NIR: update the NQS only if ESS/n_proposed >= alpha_eff",
         "nir_fixed_batches": "NIR: a fixed number of proposal batches per step (disables the adaptive rule)",
@@ -357,7 +359,7 @@ class VMCRun:
                 "n_layers": c.proposal_layers, "p_floor": c.p_floor, "learning_rate": c.proposal_lr,
                 "train_steps": c.proposal_train_steps, "loss": c.nir_loss,
                 "mode": c.nir_mode, "adaptive": c.nir_fixed_batches is None, "n_proposal_batches": c.nir_fixed_batches,
-                "symmetrize": c.symmetrize_proposal,
+                "symmetrize": c.symmetrize_proposal, "proposal_dtype": c.proposal_dtype,
             }  # fmt: skip
         if c.sampler == "mcmc":
             return {"n_chains": c.mcmc_chains, "n_warmup": c.mcmc_warmup, "thinning": c.mcmc_thinning}
