@@ -122,7 +122,7 @@ class VMCConfig:
         "symmetry_average": "what the symmetrisation averages: log (log psi, paper) or amplitude (psi, a projector)",
         "marshall_sign": "J1-J2: multiply each network by the Marshall sign (a sign prior, beyond the paper)",
         "sampler": "exact, mcmc or nir", "batch": "samples per step", "steps": "number of NQS updates",
-        "lr": "NQS learning rate (Adam)",
+        "lr": "NQS learning rate (of the optimizer: Adam or SGD)",
         "lr_final": "if set, the NQS learning rate decays from lr to lr_final over the steps (cosine)",
         "lr_warmup": "NQS updates over which the learning rate rises linearly from 0 to lr (0: none)",
         "optimizer": "adam or sgd, applied to the (minSR) direction",
