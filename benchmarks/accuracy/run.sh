@@ -2,8 +2,9 @@
 # The accuracy benchmarks of issue #4: exact references, then one VMC run per case, then the table.
 #   bash benchmarks/accuracy/run.sh                   # every case (each sized for about 20 minutes on 2 cores)
 #   bash benchmarks/accuracy/run.sh tfi4x4_g3_k3_nir  # one case
-# Outputs: results/benchmarks/accuracy/<case>.csv (per step), <case>_summary.csv, and the table
-# results/benchmarks/accuracy.csv (benchmarks/accuracy/collect.py).
+# Outputs: results/benchmarks/accuracy/<case>.csv (per step), <case>_summary.csv, the table
+# results/benchmarks/accuracy.csv and the per-step rows of all cases accuracy_training.csv
+# (benchmarks/accuracy/collect.py), and figures/accuracy_*.png (benchmarks/accuracy/plot.py).
 set -euo pipefail
 here=benchmarks/accuracy
 out=results/benchmarks/accuracy
@@ -21,4 +22,6 @@ cases=("$@")
 for case in "${cases[@]}"; do
     nirbench vmc --config "$here/$case.yaml" --out "$out/$case.csv" --checkpoint-dir "$out/checkpoints/$case" --resume
 done
-python "$here/collect.py" --runs "$out" --out results/benchmarks/accuracy.csv
+python "$here/collect.py" --runs "$out" --out results/benchmarks/accuracy.csv \
+    --training results/benchmarks/accuracy_training.csv
+python "$here/plot.py" --training results/benchmarks/accuracy_training.csv --figures figures
