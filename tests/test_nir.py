@@ -122,6 +122,21 @@ def test_nir_resample_is_exact_and_efficient(target, trained_proposal):
     assert chi_square_pvalue(q_counts, probs) < 1e-6
 
 
+def test_nir_round_limit(target):
+    """Adaptive calls stop after ceil((alpha_ess + 1) / alpha_eff) rounds (later ones cannot update the NQS)."""
+    hamiltonian, nqs, _, _ = target
+    assert make_sampler("nir", hamiltonian, B, n_states=K, **ARCH).round_limit == 30  # paper: 2, 0.1
+    assert make_sampler("nir", hamiltonian, B, n_states=K, alpha_eff=0.0, **ARCH).round_limit == 64
+    assert make_sampler("nir", hamiltonian, B, n_states=K, max_rounds=3, **ARCH).round_limit == 3
+    # a fresh (uniform) proposal: 16 of the 256 tuples have Psi = 0, so ESS / n_proposed < 15/16 and
+    # ESS = 20 B is out of reach within the 21 rounds
+    sampler = make_sampler("nir", hamiltonian, B, n_states=K, alpha_ess=20.0, alpha_eff=1.0, **ARCH)
+    state = sampler.init(jax.random.key(5), K, N)
+    _, _, stats = sampler.sample(batched_log_prob, nqs, state, jax.random.key(6))
+    assert sampler.round_limit == 21
+    assert stats["n_rounds"] == 21 and stats["nqs_update"] is False
+
+
 def test_nir_float32_proposal_is_exact(target, trained_proposal):
     """The default float32 proposal: float32 parameters, weights in float64, exact resampling."""
     hamiltonian, nqs, _, probs = target

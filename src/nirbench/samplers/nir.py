@@ -201,7 +201,10 @@ class NIRSampler(Sampler):
         n_states, n_sites: ``K`` and ``N``; the proposal has ``T = K * N`` tokens.
         alpha_ess: ESS threshold factor (> 0): stop proposing once ``ESS >= alpha_ess * B``.
         alpha_eff: efficiency threshold in ``[0, 1]`` for ``nqs_update``.
-        max_rounds: most proposal batches per call when adaptive (>= 1).
+        max_rounds: most proposal batches per call when adaptive (>= 1). Default
+            ``ceil((alpha_ess + 1) / alpha_eff)`` (64 when ``alpha_eff = 0``): one batch of ``B`` adds
+            at most ``B`` to the ESS, so a call that needs more rounds ends with
+            ``ESS / n_proposed < alpha_eff`` and cannot update the NQS; the cap saves those rounds.
         embed_dim, n_heads, n_layers, p_floor: proposal architecture (``p_floor`` in ``[0, 0.5)``).
         learning_rate: Adam learning rate of the proposal (> 0).
         loss: ``"forward"`` or ``"backward"`` KL.
@@ -227,7 +230,7 @@ class NIRSampler(Sampler):
     n_sites: int = eqx.field(static=True)
     alpha_ess: float = eqx.field(static=True, default=2.0)
     alpha_eff: float = eqx.field(static=True, default=0.1)
-    max_rounds: int = eqx.field(static=True, default=64)
+    max_rounds: int | None = eqx.field(static=True, default=None)
     embed_dim: int = eqx.field(static=True, default=32)
     n_heads: int = eqx.field(static=True, default=4)
     n_layers: int = eqx.field(static=True, default=4)
@@ -252,7 +255,8 @@ class NIRSampler(Sampler):
             raise ValueError(f"alpha_ess must be > 0, got {self.alpha_ess!r}")
         if not (isinstance(self.alpha_eff, (int, float)) and 0 <= self.alpha_eff <= 1):
             raise ValueError(f"alpha_eff must be in [0, 1], got {self.alpha_eff!r}")
-        check_positive_int("max_rounds", self.max_rounds)
+        if self.max_rounds is not None:
+            check_positive_int("max_rounds", self.max_rounds)
         if not (isinstance(self.p_floor, (int, float)) and 0 <= self.p_floor < 0.5):
             raise ValueError(f"p_floor must be in [0, 0.5), got {self.p_floor!r}")
         if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
@@ -286,6 +290,13 @@ class NIRSampler(Sampler):
     @property
     def optimizer(self) -> optax.GradientTransformation:
         return _optimizer(float(self.learning_rate))
+
+    @property
+    def round_limit(self) -> int:
+        """Most proposal batches per adaptive call (``max_rounds``, see the class docstring)."""
+        if self.max_rounds is not None:
+            return self.max_rounds
+        return math.ceil((self.alpha_ess + 1) / self.alpha_eff) if self.alpha_eff > 0 else 64
 
     @property
     def rounds_fixed(self) -> int:
@@ -338,7 +349,7 @@ class NIRSampler(Sampler):
             if math.isnan(log_sum) or math.isnan(log_sum_sq):
                 raise FloatingPointError("NIR: log_prob_fn or the proposal returned NaN importance weights")
             log_ess = 2.0 * log_sum - log_sum_sq if log_sum > -math.inf else -math.inf
-            if self.adaptive and (log_ess >= log_target or len(rounds) >= self.max_rounds):
+            if self.adaptive and (log_ess >= log_target or len(rounds) >= self.round_limit):
                 break
             if not self.adaptive and len(rounds) >= self.rounds_fixed:
                 break
