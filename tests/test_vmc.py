@@ -89,6 +89,14 @@ def test_same_seed_gives_the_same_csv(tmp_path):
     assert summary.loc[0, "steps"] == 3 and summary.loc[0, "status"] == "completed"
 
 
+def test_max_minutes_stops_training_and_still_evaluates(tmp_path):
+    config = VMCConfig(**TINY, sampler="exact", steps=50, max_minutes=1e-9)
+    summary = run(config, tmp_path / "run.csv", tmp_path / "summary.csv", progress=False)
+    assert summary["status"] == "time_limit" and summary["iterations"] == 1
+    assert np.isfinite(summary["energy"])  # the final evaluation still ran
+    assert len(pd.read_csv(tmp_path / "run.csv")) == 1
+
+
 def test_energy_decreases_with_exact_sampling():
     config = VMCConfig(**TINY, sampler="exact", steps=60, lr=0.01, states=1)
     vmc = VMCRun(config)
@@ -110,6 +118,7 @@ def test_energy_decreases_with_exact_sampling():
         ({"lr_final": 0.01}, "lr_final must be in"),
         ({"symmetry_average": "median"}, "unknown symmetry_average"),
         ({"lr_warmup": 10**6}, "lr_warmup must be in"),
+        ({"max_minutes": 0}, "max_minutes must be > 0"),
     ],
 )
 def test_bad_input_fails_before_computation(changes, message):

@@ -99,6 +99,7 @@ class VMCConfig:
     nir_loss: str = "forward"
     symmetrize_proposal: bool = False
     max_retries: int = 200
+    max_minutes: float | None = None
     # MCMC
     mcmc_warmup: int = 640
     mcmc_thinning: int = 10
@@ -136,6 +137,7 @@ class VMCConfig:
         "nir_fixed_batches": "NIR: a fixed number of proposal batches per step (disables the adaptive rule)",
         "nir_mode": "NIR: resample, or importance (weighted proposals)", "nir_loss": "NIR proposal loss: forward or backward KL",
         "symmetrize_proposal": "NIR: symmetry-augmented proposal", "max_retries": "NIR: stop after this many iterations in a row without an NQS update",
+        "max_minutes": "stop training after this many minutes of iterations (resumed runs included), then evaluate",
         "mcmc_warmup": "MCMC warm-up steps per sampling call", "mcmc_thinning": "MCMC steps between samples",
         "mcmc_chains": "MCMC chains (default: one per sample)", "eval_batch": "samples in the final evaluation",
         "jsd_every": "measure the JSD to the exact |Psi|^2 every this many steps (0: never)",
@@ -200,6 +202,8 @@ class VMCConfig:
             raise ValueError(f"lr_final must be in (0, lr = {self.lr}], got {self.lr_final}")
         if not 0 <= self.lr_warmup < self.steps:
             raise ValueError(f"lr_warmup must be in [0, steps = {self.steps}), got {self.lr_warmup}")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ValueError(f"max_minutes must be > 0, got {self.max_minutes}")
 
     def learning_rate(self) -> float | optax.Schedule:
         """The NQS learning rate as a function of the update count.
@@ -455,11 +459,14 @@ class VMCRun:
         return row
 
     def train(self, checkpoint_dir=None, progress: bool = True) -> str:
-        """Run until ``steps`` NQS updates; return ``"completed"`` or ``"stalled"``.
+        """Run until ``steps`` NQS updates; return ``"completed"``, ``"stalled"`` or ``"time_limit"``.
 
         ``stalled``: NIR's efficiency stayed below ``alpha_eff`` for ``max_retries`` iterations in
-        a row (the paper's table 1 rows that were "not completed"). Checkpoints are written every
-        ``checkpoint_every`` iterations and at the end, only from finite states.
+        a row (the paper's table 1 rows that were "not completed"). ``time_limit``: the iterations
+        so far (``seconds`` of every row, resumed ones included) took ``max_minutes``; where the
+        limit cuts a run depends on the machine's speed, so such a run is not reproducible step
+        for step. Checkpoints are written every ``checkpoint_every`` iterations and at the end,
+        only from finite states.
         """
         c = self.config
         retries = 0
@@ -474,6 +481,9 @@ class VMCRun:
                 if retries >= c.max_retries:
                     status = "stalled"
                     break
+                if c.max_minutes is not None and self.training_seconds() >= 60.0 * c.max_minutes:
+                    status = "time_limit"
+                    break
                 if checkpoint_dir and self.iteration % c.checkpoint_every == 0:
                     self.save_checkpoint(checkpoint_dir)
         finally:
@@ -481,6 +491,10 @@ class VMCRun:
         if checkpoint_dir:
             self.save_checkpoint(checkpoint_dir)
         return status
+
+    def training_seconds(self) -> float:
+        """Wall seconds of all iterations so far, including those before a resume."""
+        return float(sum(row["seconds"] for row in self.rows))
 
     def evaluate(self) -> dict:
         """Final estimate on at least ``eval_batch`` samples (the sampler state is not advanced)."""
