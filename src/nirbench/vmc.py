@@ -273,7 +273,6 @@ def estimate(nqs, hamiltonian, configs, weights):
     """Mean energy matrix ``(K, K)``, its eigenvalues, the traces ``(B,)`` and their variance."""
     e_loc, eps = _trace_local_energy(nqs, hamiltonian, configs)
     mean_matrix = mean_energy_matrix(e_loc, weights)
-    jnp.real(jnp.trace(mean_matrix))
     variance = jnp.sum(weights * jnp.abs(eps - jnp.sum(weights * eps)) ** 2)
     return mean_matrix, energy_levels(mean_matrix), eps, variance
 

@@ -124,19 +124,26 @@ class MetropolisSampler(Sampler):
         log_probs = jnp.full((self.chain_count,), jnp.nan, dtype=jnp.result_type(float))
         return MCMCState(chains.astype(jnp.int8), log_probs)
 
-    def propose(self, key, chains: jax.Array) -> jax.Array:
-        """One proposed move per chain: ``(C, K, N)`` -> ``(C, K, N)``."""
+    def draw_moves(self, key, n_steps: int, n_states: int, n_sites: int) -> jax.Array:
+        """The moves of ``n_steps`` steps of every chain, drawn at once: ``(n_steps, C)`` int32.
+
+        ``"flip"``: the flipped position ``k * N + i`` in the flattened K-tuple (state ``k``, site
+        ``i``); ``"exchange"``: ``k * n_bonds + b`` (state ``k``, bond ``b``). Both uniform.
+        """
+        n_moves = n_states * (n_sites if self.rule == "flip" else len(self.bonds))
+        return jax.random.randint(key, (n_steps, self.chain_count), 0, n_moves)
+
+    def apply_moves(self, moves: jax.Array, chains: jax.Array) -> jax.Array:
+        """Apply one move per chain (a row of :meth:`draw_moves`): ``(C,)``, ``(C, K, N)`` -> ``(C, K, N)``."""
         n_chains, n_states, n_sites = chains.shape
         flat = chains.reshape(n_chains, n_states * n_sites)
-        rows = jnp.arange(n_chains)
         if self.rule == "flip":
-            site = jax.random.randint(key, (n_chains,), 0, n_states * n_sites)
-            flat = flat.at[rows, site].multiply(-1)
+            flipped = jnp.arange(n_states * n_sites) == moves[:, None]
+            flat = jnp.where(flipped, -flat, flat)
         else:
-            key_state, key_bond = jax.random.split(key)
-            state = jax.random.randint(key_state, (n_chains,), 0, n_states)
             bonds = jnp.asarray(self.bonds)
-            bond = bonds[jax.random.randint(key_bond, (n_chains,), 0, bonds.shape[0])]
+            state, bond = moves // bonds.shape[0], bonds[moves % bonds.shape[0]]
+            rows = jnp.arange(n_chains)
             i, j = state * n_sites + bond[:, 0], state * n_sites + bond[:, 1]
             si, sj = flat[rows, i], flat[rows, j]
             flat = flat.at[rows, i].set(sj).at[rows, j].set(si)
@@ -152,32 +159,40 @@ class MetropolisSampler(Sampler):
 
 @eqx.filter_jit
 def _metropolis_run(sampler: MetropolisSampler, log_prob_fn, nqs, chains, key):
+    """Warm-up, then ``samples_per_chain`` records ``thinning`` steps apart. The moves and the
+    acceptance uniforms of all steps are drawn before the loop (one vectorised draw each)."""
     n_chains, n_states, n_sites = chains.shape
     real = jnp.result_type(float)
     log_probs = log_prob_fn(nqs, chains).astype(real)
+    n_records = sampler.samples_per_chain
+    n_steps = sampler.n_warmup + n_records * sampler.thinning
+    key_moves, key_accept = jax.random.split(key)
+    moves = sampler.draw_moves(key_moves, n_steps, n_states, n_sites)
+    log_uniforms = jnp.log(jax.random.uniform(key_accept, (n_steps, n_chains), dtype=real))
 
-    def step(carry, step_key):
+    def step(carry, randomness):
         current, current_lp = carry
-        key_move, key_accept = jax.random.split(step_key)
-        proposed = sampler.propose(key_move, current)
+        move, log_u = randomness
+        proposed = sampler.apply_moves(move, current)
         proposed_lp = log_prob_fn(nqs, proposed).astype(real)
         log_ratio = jnp.where(
             current_lp == -jnp.inf, jnp.where(proposed_lp == -jnp.inf, 0.0, jnp.inf), proposed_lp - current_lp
         )
-        accept = jnp.log(jax.random.uniform(key_accept, (n_chains,), dtype=real)) < log_ratio
+        accept = log_u < log_ratio
         current = jnp.where(accept[:, None, None], proposed, current)
         current_lp = jnp.where(accept, proposed_lp, current_lp)
         return (current, current_lp), jnp.mean(accept.astype(real))
 
-    key_warmup, key_sample = jax.random.split(key)
-    carry, _ = jax.lax.scan(step, (chains, log_probs), jax.random.split(key_warmup, sampler.n_warmup))
+    warmup = sampler.n_warmup
+    carry, _ = jax.lax.scan(step, (chains, log_probs), (moves[:warmup], log_uniforms[:warmup]))
 
-    def record(carry, record_key):
-        carry, accepted = jax.lax.scan(step, carry, jax.random.split(record_key, sampler.thinning))
+    def record(carry, randomness):
+        carry, accepted = jax.lax.scan(step, carry, randomness)
         return carry, (carry[0], jnp.mean(accepted))
 
+    per_record = (n_records, sampler.thinning, n_chains)
     carry, (samples, accepted) = jax.lax.scan(
-        record, carry, jax.random.split(key_sample, sampler.samples_per_chain)
+        record, carry, (moves[warmup:].reshape(per_record), log_uniforms[warmup:].reshape(per_record))
     )
     configs = samples.reshape(sampler.batch_size, n_states, n_sites)
     return configs, carry[0], carry[1], jnp.mean(accepted)
