@@ -56,6 +56,8 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from nirbench.linalg import slogdet
+
 SAMPLING_COLUMNS = [
     "case", "tokens", "method", "batch", "seconds", "samples_per_second", "ess",
     "seconds_per_effective_sample", "n_proposed", "efficiency", "notes",
@@ -128,7 +130,7 @@ def table_log_prob(target: EigenstateTable, configs):
     n_sites = configs.shape[-1]
     bits = ((1 - configs.astype(jnp.int32)) // 2).astype(jnp.int64)
     index = jnp.sum(bits * (1 << jnp.arange(n_sites - 1, -1, -1, dtype=jnp.int64)), axis=-1)  # (B, K)
-    _, log_abs = jnp.linalg.slogdet(target.table[index])
+    _, log_abs = slogdet(target.table[index])
     return 2.0 * log_abs
 
 

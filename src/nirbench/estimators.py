@@ -21,6 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import logsumexp
 
+from nirbench.linalg import solve
+
 
 def _ratio_sum(mels: jax.Array, log_ratios: jax.Array) -> jax.Array:
     """``sum_m mels_m exp(log_ratios_m)`` over axis 0, with padding (``mels == 0``) skipped.
@@ -55,7 +57,7 @@ def local_energy_matrix(nqs, hamiltonian, s: jax.Array) -> jax.Array:
     ``E_loc = A^-1 B`` with ``A_kj = psi_j(s^k)``, ``B_kj = sum_m mels_km psi_j(s'_km)``, where
     ``(s'_km, mels_km)`` are the configurations connected to ``s^k``. Row ``k`` of ``A`` and
     ``B`` is rescaled by ``exp(-m_k)``, ``m_k = max_j Re log psi_j(s^k)`` (this cancels in
-    ``A^-1 B``), and the system is solved with ``jnp.linalg.solve``. All K networks are
+    ``A^-1 B``), and the system is solved with :func:`nirbench.linalg.solve`. All K networks are
     evaluated on the K tuple members and all ``K * M`` connected configurations in one
     batched ``nqs.log_amplitudes`` call. For K = 1 this is ``local_energy``.
 
@@ -76,7 +78,7 @@ def local_energy_matrix(nqs, hamiltonian, s: jax.Array) -> jax.Array:
     shift = jax.lax.stop_gradient(jnp.max(log_a.real, axis=1))  # m_k
     a = jnp.exp(log_a - shift[:, None])
     b = jax.vmap(_ratio_sum)(mels, log_conn - shift[:, None, None])  # (K, K)
-    return jnp.linalg.solve(a, b)
+    return solve(a, b)
 
 
 def local_energy_matrices(nqs, hamiltonian, configs: jax.Array) -> jax.Array:

@@ -24,6 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nirbench.linalg import slogdet
+
 
 def _call(net, s):
     return net(s)
@@ -111,7 +113,7 @@ class MultiStateNQS(eqx.Module):
             return log_amps[0, 0]
         # the shift cancels exactly, so no gradient needs to flow through the max
         shift = jax.lax.stop_gradient(jnp.max(log_amps.real, axis=1))
-        sign, log_abs = jnp.linalg.slogdet(jnp.exp(log_amps - shift[:, None]))
+        sign, log_abs = slogdet(jnp.exp(log_amps - shift[:, None]))
         return log_abs + jnp.sum(shift) + 1j * jnp.angle(sign)
 
     def log_prob(self, s: jax.Array) -> jax.Array:
