@@ -15,6 +15,7 @@ from nirbench.models import (
     MarshallSign,
     PermutationAveraged,
     ResCNN,
+    SignedAmplitude,
     SpinFlipSymmetric,
     build_nqs,
 )
@@ -210,11 +211,17 @@ def _full_group_check(nqs, lattice, configs):
     return amps[0]
 
 
-@pytest.mark.parametrize(("net", "average"), [(net, "log") for net in NETS] + [("rescnn", "amplitude")])
-def test_build_nqs_j1j2_symmetries(net, average):
+@pytest.mark.parametrize(
+    ("net", "average", "head"),
+    [(net, "log", "log") for net in NETS] + [("rescnn", "amplitude", "log"), ("rescnn", "amplitude", "signed")],
+)
+def test_build_nqs_j1j2_symmetries(net, average, head):
     hamiltonian = make_hamiltonian("j1j2", 4, 4, "periodic")
     lattice = hamiltonian.lattice
-    sizes = {"width": WIDTH, "depth": DEPTH, "channels": CHANNELS, "n_blocks": BLOCKS, "symmetry_average": average}
+    sizes = {
+        "width": WIDTH, "depth": DEPTH, "channels": CHANNELS, "n_blocks": BLOCKS,
+        "symmetry_average": average, "output_head": head,
+    }  # fmt: skip
     nqs = build_nqs(hamiltonian, net, n_states=2, **sizes, key=jax.random.key(12))
     assert nqs.n_states == 2
     in_sector = _random_configs(3, 16, seed=13, magnetisation=0)
@@ -248,6 +255,40 @@ def test_build_nqs_rejects_unknown_net():
         build_nqs(hamiltonian, "transformer", key=jax.random.key(0))
     with pytest.raises(ValueError, match="amplitude"):
         build_nqs(hamiltonian, "mlp", symmetry_average="median", key=jax.random.key(0))
+    with pytest.raises(ValueError, match="signed"):
+        build_nqs(hamiltonian, "mlp", output_head="sign", key=jax.random.key(0))
+
+
+class _KnownOutputs(eqx.Module):
+    """A stand-in network with ``z(s) = u(s) + i v(s)``, ``u = a . s``, ``v = b . s - 0.3``."""
+
+    a: jax.Array
+    b: jax.Array
+
+    def __call__(self, s):
+        s = jnp.asarray(s, dtype=self.a.dtype)
+        return jnp.dot(self.a, s) + 1j * (jnp.dot(self.b, s) - 0.3)
+
+
+def test_signed_amplitude_is_exp_u_times_one_plus_v():
+    rng = np.random.default_rng(30)
+    net = _KnownOutputs(jnp.asarray(0.2 * rng.standard_normal(6)), jnp.asarray(0.5 * rng.standard_normal(6)))
+    configs = _random_configs(64, 6, seed=31)
+    u = configs @ np.asarray(net.a)
+    v = configs @ np.asarray(net.b) - 0.3
+    psi = np.exp(_evaluate(SignedAmplitude(net), configs))
+    np.testing.assert_allclose(psi.real, np.exp(u) * (1 + v), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(psi.imag, 0.0, atol=1e-10)
+    assert np.sum(1 + v < 0) > 0 and np.sum(1 + v > 0) > 0  # both signs occur
+    # psi passes through zero with a non-zero slope: d psi / d (scale of v) = exp(u) v
+    s = jnp.asarray(configs[0])
+
+    def psi_of(scale):
+        scaled = eqx.tree_at(lambda n: n.b, net, net.b * scale)
+        return jnp.real(jnp.exp(SignedAmplitude(scaled)(s)))
+
+    slope = jax.grad(psi_of)(1.0)
+    np.testing.assert_allclose(slope, np.exp(u[0]) * (v[0] + 0.3), rtol=1e-8)
 
 
 def test_marshall_sign_is_the_heisenberg_ground_state_sign():

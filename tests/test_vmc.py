@@ -117,8 +117,11 @@ def test_energy_decreases_with_exact_sampling():
         ({"batch": "many"}, "must be of type int"),
         ({"lr_final": 0.01}, "lr_final must be in"),
         ({"symmetry_average": "median"}, "unknown symmetry_average"),
+        ({"output_head": "sign"}, "unknown output_head"),
         ({"lr_warmup": 10**6}, "lr_warmup must be in"),
         ({"max_minutes": 0}, "max_minutes must be > 0"),
+        ({"sampling_power": 0.0}, "sampling_power must be in"),
+        ({"sampling_power": 1.5}, "sampling_power must be in"),
     ],
 )
 def test_bad_input_fails_before_computation(changes, message):
@@ -156,3 +159,31 @@ def test_reference_for_another_system_is_rejected(tmp_path):
     assert main(["ed", "--model", "tfi", "--lx", "2", "--ly", "2", "--bc", "open", "--g", "3.0", "--out", str(reference)]) == 0
     with pytest.raises(ValueError, match="g="):
         VMCRun(VMCConfig.from_dict({**TINY, "reference": str(reference)}))
+
+
+def test_tempered_sampling_draws_psi_and_reweights_to_psi_squared():
+    """sampling_power 0.5: raw exact draws follow |Psi|, the reweighted batch follows |Psi|^2."""
+    vmc = VMCRun(VMCConfig(**{**TINY, "batch": 4096}, sampler="exact", sampling_power=0.5))
+    # sharpen the initial state so that |Psi| and |Psi|^2 differ clearly
+    vmc.nqs = jax.tree_util.tree_map(lambda x: 8.0 * x if eqx.is_inexact_array(x) else x, vmc.nqs)
+    configs = all_configurations(vmc.hamiltonian.n_sites)
+    log_prob = np.asarray(jax.vmap(vmc.nqs.log_prob)(jnp.asarray(configs)[:, None, :]))
+    target = np.exp(log_prob - log_prob.max())
+    target /= target.sum()
+    tempered = np.exp(0.5 * (log_prob - log_prob.max()))
+    tempered /= tempered.sum()
+    assert np.abs(target - tempered).max() > 0.05
+    index = {row.tobytes(): i for i, row in enumerate(configs.astype(np.int8))}
+    raw, weighted = np.zeros(len(configs)), np.zeros(len(configs))
+    n_batches = 12
+    for b in range(n_batches):
+        key = jax.random.PRNGKey(b)
+        draws, _, _ = vmc.sampler.sample(vmc.log_prob_fn, vmc.nqs, vmc.sampler_state, key)
+        batch, _, _ = vmc._sample(vmc.sampler_state, key)
+        np.testing.assert_array_equal(np.asarray(batch.configs), np.asarray(draws.configs))
+        rows = [index[np.asarray(c[0], dtype=np.int8).tobytes()] for c in np.asarray(batch.configs)]
+        np.add.at(raw, rows, np.asarray(draws.weights))
+        np.add.at(weighted, rows, np.asarray(batch.weights))
+    np.testing.assert_allclose(raw / n_batches, tempered, atol=0.01)
+    np.testing.assert_allclose(weighted / n_batches, target, atol=0.01)
+    assert float(np.sum(batch.weights)) == pytest.approx(1.0)

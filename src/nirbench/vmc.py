@@ -8,7 +8,13 @@ updates; iterations in which NIR only retrains its proposal are logged with ``nq
 
 Every iteration writes one row of the steps CSV (columns :data:`STEP_COLUMNS` plus
 ``e_0 .. e_{K-1}``); the run ends with a final evaluation on ``eval_batch`` samples, written as
-a one-row summary CSV. All randomness derives from ``seed``: iteration ``i`` uses
+a one-row summary CSV.
+
+With ``sampling_power = p < 1`` (beyond the paper) the sampler targets ``|Psi|^(2p)`` instead of
+``|Psi|^2`` (:class:`TemperedLogProb`) and every sample is reweighted by ``|Psi|^(2(1 - p))``,
+self-normalised (:func:`reweight_tempered`): an importance-sampling estimate of the same
+``|Psi|^2`` averages, from a broader distribution that also visits configurations of small
+amplitude. All randomness derives from ``seed``: iteration ``i`` uses
 ``fold_in(key, i)``, so a run resumed from a checkpoint reproduces the uninterrupted one.
 """
 
@@ -43,7 +49,7 @@ from nirbench.minsr import (
     supports_layerwise_minsr,
 )
 from nirbench.models import NETS, batched_log_prob, build_nqs
-from nirbench.models.symmetry import AVERAGES
+from nirbench.models.symmetry import AVERAGES, OUTPUT_HEADS
 from nirbench.samplers import SAMPLERS, make_sampler
 
 STEP_COLUMNS = [
@@ -73,6 +79,7 @@ class VMCConfig:
     blocks: int = 4
     symmetries: bool = True
     symmetry_average: str = "log"
+    output_head: str = "log"
     marshall_sign: bool = False
     sampler: str = "nir"
     batch: int = 512
@@ -98,6 +105,7 @@ class VMCConfig:
     nir_mode: str = "resample"
     nir_loss: str = "forward"
     symmetrize_proposal: bool = False
+    sampling_power: float = 1.0
     max_retries: int = 200
     max_minutes: float | None = None
     # MCMC
@@ -121,6 +129,7 @@ class VMCConfig:
         "depth": "MLP hidden layers", "channels": "ResCNN channels", "blocks": "ResCNN residual blocks",
         "symmetries": "impose the model's symmetries (J1-J2: spin flip, lattice symmetries)",
         "symmetry_average": "what the symmetrisation averages: log (log psi, paper) or amplitude (psi, a projector)",
+        "output_head": "what the network's two outputs are: log (Re, Im log psi; paper) or signed (a real amplitude exp(u) (1 + v), beyond the paper)",
         "marshall_sign": "J1-J2: multiply each network by the Marshall sign (a sign prior, beyond the paper)",
         "sampler": "exact, mcmc or nir", "batch": "samples per step", "steps": "number of NQS updates",
         "lr": "NQS learning rate (of the optimizer: Adam or SGD)",
@@ -136,7 +145,8 @@ class VMCConfig:
         "alpha_ess": "NIR: propose until ESS >= alpha_ess * batch", "alpha_eff": "NIR: update the NQS only if ESS/n_proposed >= alpha_eff",
         "nir_fixed_batches": "NIR: a fixed number of proposal batches per step (disables the adaptive rule)",
         "nir_mode": "NIR: resample, or importance (weighted proposals)", "nir_loss": "NIR proposal loss: forward or backward KL",
-        "symmetrize_proposal": "NIR: symmetry-augmented proposal", "max_retries": "NIR: stop after this many iterations in a row without an NQS update",
+        "symmetrize_proposal": "NIR: symmetry-augmented proposal",
+        "sampling_power": "p in (0, 1]: every sampler targets |Psi|^(2p) and reweights each sample by |Psi|^(2(1-p)) (1: plain |Psi|^2; beyond the paper)", "max_retries": "NIR: stop after this many iterations in a row without an NQS update",
         "max_minutes": "stop training after this many minutes of iterations (resumed runs included), then evaluate",
         "mcmc_warmup": "MCMC warm-up steps per sampling call", "mcmc_thinning": "MCMC steps between samples",
         "mcmc_chains": "MCMC chains (default: one per sample)", "eval_batch": "samples in the final evaluation",
@@ -187,6 +197,8 @@ class VMCConfig:
             raise ValueError(f"unknown net {self.net!r}; choose one of {NETS}")
         if self.symmetry_average not in AVERAGES:
             raise ValueError(f"unknown symmetry_average {self.symmetry_average!r}; choose one of {AVERAGES}")
+        if self.output_head not in OUTPUT_HEADS:
+            raise ValueError(f"unknown output_head {self.output_head!r}; choose one of {OUTPUT_HEADS}")
         if self.sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler {self.sampler!r}; choose one of {SAMPLERS}")
         if not self.diag_shift > 0:
@@ -204,6 +216,8 @@ class VMCConfig:
             raise ValueError(f"lr_warmup must be in [0, steps = {self.steps}), got {self.lr_warmup}")
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ValueError(f"max_minutes must be > 0, got {self.max_minutes}")
+        if not 0 < self.sampling_power <= 1:
+            raise ValueError(f"sampling_power must be in (0, 1], got {self.sampling_power}")
 
     def learning_rate(self) -> float | optax.Schedule:
         """The NQS learning rate as a function of the update count.
@@ -277,6 +291,29 @@ def estimate(nqs, hamiltonian, configs, weights):
     return mean_matrix, energy_levels(mean_matrix), eps, variance
 
 
+class TemperedLogProb(eqx.Module):
+    """The samplers' target ``log_prob_fn`` for ``sampling_power = p``: ``p log |Psi|^2``, shape ``(B,)``.
+
+    A module with a static ``power`` rather than a closure, so that equal powers compare equal
+    and the jitted samplers compile once.
+    """
+
+    power: float = eqx.field(static=True)
+
+    def __call__(self, nqs, configs: jax.Array) -> jax.Array:
+        return self.power * batched_log_prob(nqs, configs)
+
+
+@eqx.filter_jit
+def reweight_tempered(nqs, configs, weights, power):
+    """Weights ``(B,)`` of a batch drawn for ``|Psi|^(2 power)``, turned into ``|Psi|^2`` weights.
+
+    ``weights_b |Psi(s_b)|^(2 (1 - power))``, normalised to sum to 1 (``configs`` ``(B, K, N)``).
+    """
+    log_w = jnp.log(weights) + (1.0 - power) * batched_log_prob(nqs, configs)
+    return jax.nn.softmax(log_w)
+
+
 def _single_log_psi(nqs, config):
     return nqs.log_psi(config)
 
@@ -344,10 +381,12 @@ class VMCRun:
         self.nqs = build_nqs(
             self.hamiltonian, config.net, config.states, width=config.width, depth=config.depth,
             channels=config.channels, n_blocks=config.blocks, symmetries=config.symmetries,
-            marshall_sign=config.marshall_sign, symmetry_average=config.symmetry_average, key=model_key,
+            marshall_sign=config.marshall_sign, symmetry_average=config.symmetry_average,
+            output_head=config.output_head, key=model_key,
         )  # fmt: skip
         self.sampler = make_sampler(config.sampler, self.hamiltonian, config.batch, **self._sampler_options())
         self.sampler_state = self.sampler.init(sampler_key, config.states, self.hamiltonian.n_sites)
+        self.log_prob_fn = batched_log_prob if config.sampling_power == 1.0 else TemperedLogProb(config.sampling_power)
         self.optimizer = make_optimizer(config.optimizer, config.learning_rate())
         self.opt_state = self.optimizer.init(eqx.filter(self.nqs, eqx.is_inexact_array))
         self.iteration = 0
@@ -401,14 +440,26 @@ class VMCRun:
         return True
 
     # ------------------------------------------------------------------ training
+    def _sample(self, state, key):
+        """One sampler call; with ``sampling_power < 1`` the weights are turned into ``|Psi|^2`` weights."""
+        batch, state, stats = self.sampler.sample(self.log_prob_fn, self.nqs, state, key)
+        if self.config.sampling_power != 1.0:
+            weights = reweight_tempered(self.nqs, batch.configs, batch.weights, self.config.sampling_power)
+            batch = batch._replace(weights=weights)
+        return batch, state, stats
+
     def _jsd(self, key) -> float:
-        """JSD between ``jsd_samples`` draws of the training sampler and the exact ``|Psi|^2``."""
+        """JSD between ``jsd_samples`` draws of the training sampler and its exact target.
+
+        The target is ``|Psi|^2``, or ``|Psi|^(2p)`` with ``sampling_power = p`` (the draws, before
+        reweighting).
+        """
         from nirbench.estimators import jensen_shannon_divergence
         from nirbench.samplers.base import indices_from_spins
         from nirbench.samplers.exact import exact_distribution
 
         k, n = self.config.states, self.hamiltonian.n_sites
-        configs, probs = exact_distribution(batched_log_prob, self.nqs, k, n)
+        configs, probs = exact_distribution(self.log_prob_fn, self.nqs, k, n)
         index = np.asarray(indices_from_spins(configs))
         order = np.argsort(index)
         index, probs = index[order], np.asarray(probs)[order]
@@ -416,7 +467,7 @@ class VMCRun:
         state, drawn = self.sampler_state, 0  # draws do not change the training state
         while drawn < self.config.jsd_samples:
             key, subkey = jax.random.split(key)
-            batch, state, _ = self.sampler.sample(batched_log_prob, self.nqs, state, subkey)
+            batch, state, _ = self.sampler.sample(self.log_prob_fn, self.nqs, state, subkey)
             position = np.searchsorted(index, np.asarray(indices_from_spins(batch.configs)))
             np.add.at(counts, position, np.asarray(batch.weights) * len(batch.weights))
             drawn += len(batch.weights)
@@ -428,7 +479,7 @@ class VMCRun:
         start = time.perf_counter()
         key = jax.random.fold_in(self.key, self.iteration)
         sample_key, jsd_key = jax.random.split(key)
-        batch, self.sampler_state, stats = self.sampler.sample(batched_log_prob, self.nqs, self.sampler_state, sample_key)
+        batch, self.sampler_state, stats = self._sample(self.sampler_state, sample_key)
         mean_matrix, levels, eps, variance = estimate(self.nqs, self.hamiltonian, batch.configs, batch.weights)
         energy = float(jnp.real(jnp.trace(mean_matrix)))
         if not math.isfinite(energy):
@@ -502,7 +553,7 @@ class VMCRun:
         drawn = 0
         while drawn < self.config.eval_batch:
             key, subkey = jax.random.split(key)
-            batch, state, _ = self.sampler.sample(batched_log_prob, self.nqs, state, subkey)
+            batch, state, _ = self._sample(state, subkey)
             mean_matrix, _, eps, _ = estimate(self.nqs, self.hamiltonian, batch.configs, batch.weights)
             matrices.append(np.asarray(mean_matrix))
             traces.append(np.asarray(eps))

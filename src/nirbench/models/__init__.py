@@ -28,6 +28,12 @@ Symmetries (``symmetries=True``) depend on the model:
 ``marshall_sign=True`` (J1-J2 only, beyond the paper) wraps each single-state network in
 ``MarshallSign`` (sublattice A = ``lattice.checkerboard()``), a fixed sign prior.
 
+``output_head="signed"`` (beyond the paper) reads the network's two outputs as a real amplitude
+``exp(u) (1 + v)`` (``SignedAmplitude``, innermost, before any symmetry average) instead of the
+paper's ``Re, Im log psi`` (``"log"``), so that the network can change the sign of an amplitude
+by passing it through zero. With ``symmetry_average="amplitude"`` the symmetrised state is then a
+sum of real terms of either sign.
+
 Independently of ``symmetries``, a model studied in a magnetisation sector
 (``hamiltonian.magnetisation is not None``, i.e. J1-J2) gets the outermost
 ``MagnetisationPenalty(..., magnetisation, sector_penalty)`` (paper: 30), which keeps samplers
@@ -46,7 +52,9 @@ from nirbench.models.symmetry import (
     AVERAGES,
     MagnetisationPenalty,
     MarshallSign,
+    OUTPUT_HEADS,
     PermutationAveraged,
+    SignedAmplitude,
     SpinFlipSymmetric,
 )
 
@@ -55,11 +63,13 @@ NETS = ("mlp", "rescnn")
 __all__ = [
     "MLP",
     "NETS",
+    "OUTPUT_HEADS",
     "MagnetisationPenalty",
     "MarshallSign",
     "MultiStateNQS",
     "PermutationAveraged",
     "ResCNN",
+    "SignedAmplitude",
     "SpinFlipSymmetric",
     "batched_log_prob",
     "batched_log_psi",
@@ -81,6 +91,7 @@ def build_nqs(
     sector_penalty: float | None = 30.0,
     marshall_sign: bool = False,
     symmetry_average: str = "log",
+    output_head: str = "log",
     key: jax.Array,
 ) -> MultiStateNQS:
     """Build the K-state NQS for ``hamiltonian`` (see the module docstring for the symmetries).
@@ -95,12 +106,16 @@ def build_nqs(
         marshall_sign: multiply each network by the Marshall sign (J1-J2 only; ``ValueError`` otherwise).
         symmetry_average: ``"log"`` (paper) or ``"amplitude"``: what the symmetry wrappers average
             (see ``nirbench.models.symmetry``).
+        output_head: ``"log"`` (paper: the two outputs are ``Re, Im log psi``) or ``"signed"``
+            (``SignedAmplitude``: a real amplitude ``exp(u) (1 + v)``).
         key: PRNG key.
     """
     if net not in NETS:
         raise ValueError(f"unknown network net={net!r}; choose one of {NETS}")
     if symmetry_average not in AVERAGES:
         raise ValueError(f"unknown symmetry_average={symmetry_average!r}; choose one of {AVERAGES}")
+    if output_head not in OUTPUT_HEADS:
+        raise ValueError(f"unknown output_head={output_head!r}; choose one of {OUTPUT_HEADS}")
     lattice = hamiltonian.lattice
     is_j1j2 = getattr(hamiltonian, "name", None) == "j1j2"
     magnetisation = getattr(hamiltonian, "magnetisation", None)
@@ -113,6 +128,8 @@ def build_nqs(
             network = MLP(lattice.n_sites, width=width, depth=depth, key=k)
         else:
             network = ResCNN(lattice.lx, lattice.ly, channels=channels, n_blocks=n_blocks, key=k)
+        if output_head == "signed":
+            network = SignedAmplitude(network)
         if symmetries and is_j1j2:
             if net == "mlp":
                 network = PermutationAveraged(

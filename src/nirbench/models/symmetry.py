@@ -1,4 +1,4 @@
-"""Symmetry wrappers for single-state networks (paper section 4.5).
+"""Symmetry wrappers for single-state networks (paper section 4.5), and the sign wrappers.
 
 Each wrapper is an ``eqx.Module`` with the same signature as the network it wraps:
 ``__call__(s)`` with ``s`` of shape ``(N,)`` (+-1) returns a complex scalar ``log psi(s)``.
@@ -27,6 +27,7 @@ import numpy as np
 
 SPIN_FLIP_MODES = ("first", "average")
 AVERAGES = ("log", "amplitude")
+OUTPUT_HEADS = ("log", "signed")
 
 
 def _check_average(average: str) -> None:
@@ -143,3 +144,27 @@ class MarshallSign(eqx.Module):
         s = jnp.asarray(s)
         n_down = jnp.sum(s[jnp.asarray(self.sublattice, dtype=jnp.int32)] < 0)
         return self.net(s) + 1j * jnp.pi * n_down
+
+
+class SignedAmplitude(eqx.Module):
+    """Read a network's two outputs as a real amplitude that can change sign: ``psi = exp(u) (1 + v)``.
+
+    ``net`` returns ``z = u + i v`` (the paper reads ``u, v`` as ``Re, Im log psi``). Here
+    ``log psi(s) = u + log(1 + v)`` with the complex logarithm, so ``Im log psi`` is ``pi`` where
+    ``1 + v < 0`` and ``0`` elsewhere: a real wave function whose sign the network sets by moving
+    ``v`` through ``-1``, continuously and with a non-zero derivative. A freshly initialised
+    network (``v`` near 0) is sign-free. Beyond the paper; ``build_nqs(output_head="signed")``.
+
+    Why (``benchmarks/sign_trap.py``, J1-J2 on the 4x4 torus at ``J2 = 0.5``, exact averages):
+    with the paper's head, imaginary-time optimisation from the Marshall sign stops at E/N
+    -0.526243, the best state whose sign is exactly Marshall's (-0.526244; exact -0.528620): to
+    flip a sign, ``Im log psi`` would have to rotate by pi on amplitudes that the optimisation has
+    already driven towards zero. With this head and ``symmetry_average="amplitude"`` it reaches the
+    exact ground state.
+    """
+
+    net: eqx.Module
+
+    def __call__(self, s: jax.Array) -> jax.Array:
+        z = self.net(s)
+        return jnp.real(z) + jnp.log(1.0 + jnp.imag(z) + 0j)
