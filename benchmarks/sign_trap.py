@@ -96,9 +96,20 @@ class SymmetricSector:
         self.sizes = jnp.asarray(np.asarray(to_configs.sum(axis=0)).ravel())
         self.hamiltonian = jnp.asarray((to_configs.T @ hamiltonian.to_sparse(basis) @ to_configs).toarray())
 
-    def lowest_energy(self) -> float:
-        """Lowest eigenvalue of the generalised problem ``H_r x = E diag(n_r) x`` (the symmetric ground state)."""
-        return float(scipy.linalg.eigh(np.asarray(self.hamiltonian), np.diag(np.asarray(self.sizes)))[0][0])
+    def ground_state(self) -> tuple[float, np.ndarray]:
+        """Lowest eigenpair of ``H_r x = E diag(n_r) x``: the symmetric ground state, ``x`` ``(R,)`` real."""
+        energies, vectors = scipy.linalg.eigh(np.asarray(self.hamiltonian), np.diag(np.asarray(self.sizes)))
+        return float(energies[0]), vectors[:, 0]
+
+    def opposite_sign_weight(self, signs: np.ndarray) -> float:
+        """Weight ``sum n_r x_r^2`` of the ground state on representatives whose sign differs from ``signs``.
+
+        The overall sign is fixed on the largest component; ``signs`` is ``(R,)`` of +-1.
+        """
+        _, x = self.ground_state()
+        x = x * np.sign(x[np.argmax(np.abs(x))]) * signs[np.argmax(np.abs(x))]
+        weight = np.asarray(self.sizes) * x**2
+        return float(np.sum(weight[np.sign(x) != signs]) / np.sum(weight))
 
     def best_fixed_sign_energy(self, signs: np.ndarray, iterations: int = 20000, step: float = 0.01) -> float:
         """Minimum of the energy over ``psi_r = signs_r a_r`` with ``a_r >= 0`` (projected gradient)."""
@@ -202,7 +213,8 @@ def main(argv=None) -> None:
     marshall = (-1.0) ** np.sum(np.asarray(sector.configs[:, 0, :]) < 0, axis=1, where=checkerboard)
     best_marshall = sector.best_fixed_sign_energy(marshall)
     n = hamiltonian.n_sites
-    print(f"{sector.sizes.size} orbits; exact E/N {exact / n:.6f} (symmetric sector {sector.lowest_energy() / n:.6f}); "
+    print(f"{sector.sizes.size} orbits; exact E/N {exact / n:.6f} (symmetric sector {sector.ground_state()[0] / n:.6f}); "
+          f"weight of the ground state against the Marshall sign {sector.opposite_sign_weight(marshall):.4f}; "
           f"best state with the Marshall sign {best_marshall / n:.6f} (relative error {abs(best_marshall - exact) / abs(exact):.2e})")  # fmt: skip
     schedule = optax.cosine_decay_schedule(args.lr, args.steps, alpha=args.lr_final / args.lr)
     rows = []
