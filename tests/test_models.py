@@ -280,7 +280,7 @@ def test_signed_amplitude_is_exp_u_times_one_plus_v():
     np.testing.assert_allclose(psi.real, np.exp(u) * (1 + v), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(psi.imag, 0.0, atol=1e-10)
     assert np.sum(1 + v < 0) > 0 and np.sum(1 + v > 0) > 0  # both signs occur
-    # psi passes through zero with a non-zero slope: d psi / d (scale of v) = exp(u) v
+    # psi passes through zero with a non-zero slope: with v = scale * (b . s) - 0.3, d psi / d scale = exp(u) (b . s)
     s = jnp.asarray(configs[0])
 
     def psi_of(scale):

@@ -50,9 +50,9 @@ from nirbench.models.multistate import MultiStateNQS, batched_log_prob, batched_
 from nirbench.models.rescnn import ResCNN
 from nirbench.models.symmetry import (
     AVERAGES,
+    OUTPUT_HEADS,
     MagnetisationPenalty,
     MarshallSign,
-    OUTPUT_HEADS,
     PermutationAveraged,
     SignedAmplitude,
     SpinFlipSymmetric,
