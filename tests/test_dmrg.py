@@ -7,6 +7,7 @@ to be exact, so a wrong sign, a wrong operator (``Sz`` instead of ``Sigmaz``), a
 
 from __future__ import annotations
 
+import io
 import warnings
 
 import numpy as np
@@ -16,7 +17,15 @@ import pytest
 pytest.importorskip("tenpy")
 
 from nirbench import cli
-from nirbench.dmrg import COLUMNS, SUPPORTED_MODELS, check_dmrg_input, dmrg_scan, tfi_model
+from nirbench.dmrg import (
+    COLUMNS,
+    SUPPORTED_MODELS,
+    check_dmrg_input,
+    dmrg_scan,
+    parity_switches,
+    tfi_model,
+    warn_parity_switches,
+)
 from nirbench.exact import lowest_levels
 from nirbench.hamiltonians import make_hamiltonian
 
@@ -127,6 +136,33 @@ def test_bad_input_is_rejected(kwargs, message):
             model=args["model"],
             progress=False,
         )
+
+
+def test_parity_switches_are_found_and_warned_about():
+    """The K-th level taken from different Z2 sectors at different chi (as in the 6x6 g = 1 scan)."""
+    scan = pd.read_csv(
+        io.StringIO(
+            "model,lx,ly,bc,g,state,chi,energy,parity\n"
+            + "".join(f"tfi,6,6,open,1.0,0,{chi},-65.7,even\n" for chi in (16, 32, 64))
+            + "".join(
+                f"tfi,6,6,open,1.0,1,{chi},-61.9,{p}\n"
+                for chi, p in zip((16, 32, 64), ("even", "odd", "even"))
+            )
+        )
+    )
+    assert parity_switches(scan) == {1: "even at chi 16, 64; odd at chi 32"}
+    with pytest.warns(
+        UserWarning, match=r"state 1 changes parity sector with chi \(even at chi 16, 64; odd at chi 32\)"
+    ):
+        warn_parity_switches(scan)
+    steady = scan.assign(parity=np.where(scan["state"] == 0, "even", "odd"))
+    assert parity_switches(steady) == {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert warn_parity_switches(steady) == {}
+    # several systems in one frame: the key names the system too
+    two = pd.concat([scan, steady.assign(g=3.0)], ignore_index=True)
+    assert parity_switches(two) == {(1.0, 1): "even at chi 16, 64; odd at chi 32"}
 
 
 def test_check_dmrg_input_sorts_and_deduplicates():

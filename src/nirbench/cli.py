@@ -178,12 +178,15 @@ def _add_extrapolate(subparsers) -> None:
         "extrapolate",
         help="extrapolate a DMRG scan to infinite bond dimension",
         description="Fit E(chi) = a + b (chi + c)^d per state (paper section 4.4), with a fit-window check "
-        "(without the smallest chi) and a linear fit in the truncation error; the uncertainty is the spread "
-        "between these estimates. One CSV row per state.",
+        "(without the smallest chi) and a linear fit in the truncation error. Fits at a bound of their "
+        "parameters, outside the physical range or with a below what the scan allows are rejected (column "
+        "`rejected`); the uncertainty covers every accepted estimate. If all are rejected, or the state's "
+        "parity sector changes with chi, the energy at the largest chi is reported. One CSV row per state.",
     )
     parser.add_argument("--in", dest="input", required=True, help="DMRG scan CSV written by `nirbench dmrg`")
     parser.add_argument("--out", required=True,
-                        help="output CSV: state,energy_extrapolated,uncertainty,method,a,b,c,d and the single estimates")
+                        help="output CSV: state,energy_extrapolated,uncertainty,method,a,b,c,d, the single "
+                        "estimates, parity and rejected")
 
 
 def _run_extrapolate(args) -> None:
@@ -199,6 +202,8 @@ def _run_extrapolate(args) -> None:
     write_csv_atomically(fits, args.out)
     for row in fits.itertuples():
         print(f"state {row.state}: E = {row.energy_extrapolated:.10f} +- {row.uncertainty:.1e} ({row.method})")
+        if row.rejected:
+            print(f"  rejected: {row.rejected}")
 
 
 # --------------------------------------------------------------------------- bench

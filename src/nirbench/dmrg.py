@@ -26,8 +26,14 @@ Conventions:
   is not accepted is not reported (its time is in no ``seconds`` entry). Nearly degenerate pairs in different sectors (the ferromagnetic phase) are resolved
   exactly, because no run can mix the sectors.
 * At each bond dimension the K accepted levels are sorted by energy and numbered
-  ``state = 0..K-1`` (so ``state`` labels the k-th lowest level *at that chi*; a reordering
-  between bond dimensions is possible in principle and is visible in the ``parity`` column).
+  ``state = 0..K-1``, so ``state`` labels the k-th lowest level *at that chi*, and ``parity``
+  records the sector it came from. When two levels of different sectors are close (the ordered
+  phase, where levels come in nearly degenerate even/odd pairs), the greedy choice can take the
+  K-th level from one sector at some chi and from the other at the rest: that row then follows
+  two different levels. This happens in ``results/benchmarks/accuracy/dmrg_tfi6x6open_g1.csv``
+  (state 2: even at chi 16, 32, 128, odd at 64, 96). :func:`dmrg_scan` warns about every state
+  whose sector changes with chi (:func:`parity_switches`), and ``nirbench extrapolate`` does not
+  extrapolate such a state (it reports the energy at the largest chi, ``parity = "mixed"``).
 * Bond dimensions are scanned in ascending order; each run starts from the MPS of the same
   (sector, level) at the previous bond dimension (warm start), the first from a product state.
 * Convergence is on the energy alone (TeNPy's entropy criterion is switched off), *relative* to
@@ -248,7 +254,8 @@ def dmrg_scan(
     Returns a tidy frame with one row per (state, chi) and the columns ``model, lx, ly, bc, g,
     state, chi, energy, truncation_error, sweeps, seconds, parity`` (``parity`` is the Z2 sector
     ``"even"``/``"odd"`` of ``prod_j X_j``, or ``"none"`` without conservation). States are
-    numbered by ascending energy at each chi. Raises ``ValueError`` for an unsupported model,
+    numbered by ascending energy at each chi; a ``UserWarning`` names every state whose parity
+    changes with chi (:func:`parity_switches`). Raises ``ValueError`` for an unsupported model,
     ``chi <= 0``, ``K < 1`` or ``g < 0``. See the module docstring for the method.
 
     ``max_sweeps`` caps each DMRG run; ``max_E_err`` is the convergence threshold on the energy
@@ -335,7 +342,43 @@ def dmrg_scan(
                 )
             if on_chi_done is not None:
                 on_chi_done(_as_frame(rows))
-    return _as_frame(rows)
+    frame = _as_frame(rows)
+    warn_parity_switches(frame, stacklevel=2)
+    return frame
+
+
+def parity_switches(frame: pd.DataFrame) -> dict[int, str]:
+    """``{state: "even at chi 16, 32; odd at chi 64"}`` for each state whose parity sector changes with chi.
+
+    ``frame`` is a scan (the columns ``state, chi, parity``); rows are grouped by ``state`` (and by
+    those of ``model, lx, ly, bc, g`` that are present, so one frame can hold several systems; the
+    key is then the tuple of those values and the state). Empty when every state keeps its sector.
+    """
+    from nirbench.fits import ID_COLUMNS, describe_parity
+
+    if "parity" not in frame.columns or frame.empty:
+        return {}
+    keys = [column for column in ID_COLUMNS if column in frame.columns and frame[column].nunique() > 1]
+    keys.append("state")
+    switches = {}
+    for key, group in frame.groupby(keys, sort=True):
+        text = describe_parity(group["chi"].to_numpy(), group["parity"].to_numpy())
+        if text is not None:
+            switches[key[0] if len(keys) == 1 else key] = text
+    return switches
+
+
+def warn_parity_switches(frame: pd.DataFrame, stacklevel: int = 2) -> dict[int, str]:
+    """Warn (``UserWarning``) once per state of :func:`parity_switches`; return that dict."""
+    switches = parity_switches(frame)
+    for state, text in switches.items():
+        warnings.warn(
+            f"DMRG state {state} changes parity sector with chi ({text}): its row mixes two levels whose "
+            "order differs between bond dimensions; `nirbench extrapolate` will not extrapolate it",
+            UserWarning,
+            stacklevel=stacklevel + 1,
+        )
+    return switches
 
 
 def _as_frame(rows: list[dict]) -> pd.DataFrame:
