@@ -180,7 +180,7 @@ def main(argv=None) -> int:
         label = "minSR vs VMC_SR(use_ntk=True)" if optimizer == "minsr" else "Adam vs VMC + Adam"
         print(f"{label}: nirbench / netket = {sub['nirbench'] / sub['netket']:.3f}")
     if args.out:
-        from nirbench.cli import write_csv_atomically
+        from nirbench.io import write_csv_atomically
 
         write_csv_atomically(frame, args.out)
         print(f"wrote {args.out}")

@@ -179,7 +179,7 @@ def test_tempered_sampling_draws_psi_and_reweights_to_psi_squared():
     for b in range(n_batches):
         key = jax.random.PRNGKey(b)
         draws, _, _ = vmc.sampler.sample(vmc.log_prob_fn, vmc.nqs, vmc.sampler_state, key)
-        batch, _, _ = vmc._sample(vmc.sampler_state, key)
+        batch, _, _ = vmc.draw(vmc.sampler, vmc.sampler_state, key)
         np.testing.assert_array_equal(np.asarray(batch.configs), np.asarray(draws.configs))
         rows = [index[np.asarray(c[0], dtype=np.int8).tobytes()] for c in np.asarray(batch.configs)]
         np.add.at(raw, rows, np.asarray(draws.weights))

@@ -10,20 +10,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from dataclasses import MISSING
 from pathlib import Path
 
 import pandas as pd
 
-
-def write_csv_atomically(frame: pd.DataFrame, path: str | os.PathLike) -> None:
-    """Write ``frame`` to ``path`` through a temporary file, so no partial CSV is ever left."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as tmp:
-        frame.to_csv(tmp.name, index=False)
-    os.replace(tmp.name, path)
+from nirbench.io import write_csv_atomically
 
 
 def _add_system_options(parser: argparse.ArgumentParser, models=("tfi", "j1j2")) -> None:
@@ -123,6 +115,64 @@ def _run_vmc(args) -> None:
     except vmc.NonFiniteError as error:
         raise SystemExit(f"nirbench vmc: {error}; the last good checkpoint is kept in {args.checkpoint_dir}")
     print(f"final energy {summary['energy']:.8f} +- {summary['energy_sigma']:.1e} ({summary['status']})")
+
+
+# --------------------------------------------------------------------------- evaluate
+def _add_evaluate(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="energies of a checkpointed NQS with honest error bars, V-score and, where possible, the exact energy",
+        description="Load the NQS of a `nirbench vmc` checkpoint and write one row: the trace energy and the "
+        "levels e_k with their standard errors, the variance of tr E_loc, the V-score N Var(E) / E^2, the "
+        "sampler's diagnostics and, where the model's sector can be enumerated (<= 2^20 configurations), the "
+        "exact energies of the NQS. The sampler is frozen (NIR does not train its proposal, except to pass "
+        "its efficiency gate first) and nothing in the checkpoint changes.",
+    )
+    parser.add_argument("--checkpoint", required=True, help="checkpoint directory written by `nirbench vmc`")
+    parser.add_argument("--out", required=True, help="output CSV (one row)")
+    parser.add_argument("--sampler", choices=("exact", "mcmc", "nir"), default=None,
+                        help="sampler to measure with (default: the run's, with its state)")
+    parser.add_argument("--batch", type=int, default=None, help="samples per sampler call (default: the run's)")
+    parser.add_argument("--samples", type=int, default=None, help="samples in all (default: the run's eval_batch)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the measurement (default 0)")
+    parser.add_argument("--no-exact", action="store_true", help="skip the exact energy of the NQS")
+
+
+def _run_evaluate(args) -> None:
+    import jax
+
+    from nirbench.evaluation import evaluate, evaluation_columns
+    from nirbench.exact import MAX_NQS_ENUMERATION, nqs_exact_energies, sector_dimension
+    from nirbench.vmc import VMCRun
+
+    for name in ("batch", "samples"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise ValueError(f"--{name} must be >= 1, got {getattr(args, name)}")
+    if Path(args.out).resolve().is_relative_to(Path(args.checkpoint).resolve()):
+        raise ValueError("--out must lie outside the checkpoint directory")
+    run = VMCRun.from_checkpoint(args.checkpoint)
+    config = run.config
+    key_sampler, key_measure = jax.random.split(jax.random.PRNGKey(args.seed))
+    name, batch = args.sampler or config.sampler, args.batch or config.batch
+    if (name, batch) == (config.sampler, config.batch):
+        sampler, state = run.sampler, run.sampler_state
+    else:
+        sampler, state = run.make_sampler(name, batch, key_sampler)
+    hamiltonian = run.hamiltonian
+    exact = None
+    if not args.no_exact and sector_dimension(hamiltonian) <= MAX_NQS_ENUMERATION:
+        exact = nqs_exact_energies(run.nqs, hamiltonian)
+    result = evaluate(run, args.samples or config.eval_batch, key_measure, sampler, state)
+    row = {
+        **hamiltonian.describe(), "states": config.states, "net": config.net, "trained_with": config.sampler,
+        "sampler": name, "batch": batch, "seed": args.seed, "nqs_step": run.nqs_step, **evaluation_columns(result),
+        "exact_energy": exact["trace"] if exact else float("nan"),
+        **{f"exact_e_{k}": (exact["levels"][k] if exact else float("nan")) for k in range(config.states)},
+        "exact_variance": exact["variance"] if exact else float("nan"),
+    }  # fmt: skip
+    write_csv_atomically(pd.DataFrame([row]), args.out)
+    exact_text = f"; exact {row['exact_energy']:.8f}" if exact else ""
+    print(f"energy {row['energy']:.8f} +- {row['energy_sigma']:.1e}, V-score {row['v_score']:.2e}{exact_text}")
 
 
 # --------------------------------------------------------------------------- dmrg
@@ -324,6 +374,7 @@ def _run_bench(args) -> None:
 COMMANDS = {
     "ed": (_add_ed, _run_ed),
     "vmc": (_add_vmc, _run_vmc),
+    "evaluate": (_add_evaluate, _run_evaluate),
     "dmrg": (_add_dmrg, _run_dmrg),
     "extrapolate": (_add_extrapolate, _run_extrapolate),
     "bench": (_add_bench, _run_bench),

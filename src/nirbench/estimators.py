@@ -14,6 +14,7 @@ Conventions:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import jax
@@ -183,3 +184,107 @@ def energy_statistics(e_loc_trace: jax.Array, weights: jax.Array | None = None) 
     mean = jnp.sum(w * e)
     variance = jnp.sum(w * jnp.abs(e - mean) ** 2)
     return {"mean": mean, "variance": variance, "error": jnp.sqrt(variance / n)}
+
+
+def integrated_autocorrelation_time(series, c: float = 5.0) -> float:
+    """Integrated autocorrelation time of a scalar observable recorded on parallel chains.
+
+    Args:
+        series: ``(T, C)`` array, ``T`` consecutive recordings of ``C`` independent chains.
+        c: Sokal's window constant: the sum runs to the smallest lag ``M >= c * tau(M)``.
+
+    Returns ``tau = 1 + 2 sum_{k=1}^{M} rho(k)`` in units of the recording interval, with ``rho`` the
+    chain-averaged autocovariance (FFT, each chain centred on the *pooled* mean so that chains stuck
+    in different regions count as correlated) divided by the pooled variance. Clipped below at 1
+    (never credit more than one effective sample per recording). ``ESS = T * C / tau``.
+    """
+    x = np.asarray(series, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] < 2:
+        raise ValueError(f"series must have shape (T >= 2, C), got {x.shape}")
+    n_time = x.shape[0]
+    x = x - x.mean()
+    variance = np.mean(x**2)
+    if variance == 0:
+        return 1.0
+    size = 1 << (2 * n_time - 1).bit_length()
+    spectrum = np.fft.rfft(x, n=size, axis=0)
+    acov = np.fft.irfft(spectrum * np.conj(spectrum), n=size, axis=0)[:n_time]
+    acov = acov.mean(axis=1) / (n_time - np.arange(n_time))
+    rho = acov / variance
+    taus = 1.0 + 2.0 * np.cumsum(rho[1:])
+    window = np.arange(1, n_time) >= c * taus
+    lag = int(np.argmax(window)) if np.any(window) else n_time - 2
+    return float(max(1.0, taus[lag]))
+
+
+def standard_error(values, batch) -> tuple[float, float]:
+    """Standard error of the self-normalised weighted mean of ``values`` over a sample batch.
+
+    Args:
+        values: ``(B,)`` local values of one observable (real parts are used), e.g. ``tr E_loc``.
+        batch: the :class:`~nirbench.samplers.base.SampleBatch` they were computed on; its
+            ``weights`` give the estimate ``mu = sum_b v_b x_b`` (``v`` self-normalised), and its
+            ``n_chains`` / ``source`` fields say how the rows depend on each other.
+
+    Returns ``(sigma, n_effective)``: ``sigma`` estimates the standard deviation of ``mu`` over
+    repeated sampler calls; ``n_effective = Var_v(x) / sigma^2`` is the number of independent
+    exact draws that would give the same error (``B`` when every value is equal).
+
+    The variance is the delta-method (linearised) variance of a ratio estimator, built from the
+    influence values ``z_b = B v_b (x_b - mu)``:
+
+    * independent rows (exact sampler; importance-weighted NIR, whose rows are the whole weighted
+      proposal set): ``sigma^2 = sum_b v_b^2 (x_b - mu)^2``; with equal weights ``Var(x) / B``.
+    * Metropolis (``n_chains``, ``S = B / n_chains >= 2`` recordings per chain): that times the
+      integrated autocorrelation time ``tau`` of the ``(S, n_chains)`` series of ``z``
+      (:func:`integrated_autocorrelation_time`, centred on the pooled
+      mean so that chains stuck in different regions count as correlated).
+    * resampled NIR (``source``): the ``B`` rows are drawn with replacement from the weighted
+      proposal set (weights ``wbar_i``), so the estimate varies with the resampling (the first
+      term, as for independent rows) and with the proposal set itself: the delta-method variance
+      of the self-normalised importance estimate, ``sum_i c_i^2 (x_i - mu)^2`` over *all*
+      proposals ``i``, ``c_i = wbar_i r_i / sum_j wbar_j r_j`` (``r`` the extra row weights of a
+      tempered target, 1 otherwise). Only the proposals that were drawn have a local value; the
+      sum is estimated without bias from them (Horvitz-Thompson: each distinct drawn proposal
+      counted once, divided by its probability ``1 - (1 - wbar_i)^B`` of being drawn), with
+      ``sum_j wbar_j r_j`` estimated by the mean of ``r`` over the rows. Duplicates are never
+      counted as independent samples.
+    """
+    x = np.real(np.asarray(values, dtype=np.complex128)).astype(np.float64)
+    v = np.asarray(batch.weights, dtype=np.float64)
+    v = v / v.sum()
+    n_rows = x.shape[0]
+    mu = float(np.sum(v * x))
+    influence = n_rows * v * (x - mu)
+    variance_v = float(np.sum(v * (x - mu) ** 2))
+    sigma_sq = float(np.sum(influence**2)) / n_rows**2
+    if batch.n_chains is not None and n_rows // batch.n_chains >= 2:
+        series = influence.reshape(n_rows // batch.n_chains, batch.n_chains)
+        sigma_sq *= integrated_autocorrelation_time(series)
+    if batch.source is not None:
+        source = np.asarray(batch.source)
+        source_weights = np.asarray(batch.source_weights, dtype=np.float64)
+        _, first = np.unique(source, return_index=True)
+        # c_i = wbar_i r_i / mean(r), and r_b / mean(r) = B v_b
+        c = source_weights[first] * n_rows * v[first]
+        drawn_probability = -np.expm1(n_rows * np.log1p(-np.minimum(source_weights[first], 1.0 - 1e-16)))
+        sigma_sq += float(np.sum(c**2 * (x[first] - mu) ** 2 / drawn_probability))
+    sigma = math.sqrt(sigma_sq)
+    n_effective = variance_v / sigma_sq if sigma_sq > 0 else float(n_rows)
+    return sigma, n_effective
+
+
+def level_local_values(e_loc, mean_matrix) -> np.ndarray:
+    """Per-sample contributions to each energy level: ``(B, K, K)``, ``(K, K)`` -> real ``(B, K)``.
+
+    The levels are the eigenvalues ``lambda_k`` of the mean matrix ``M = <E_loc>``; to first
+    order in the sampling noise ``d lambda_k = (R^-1 dM R)_kk`` with ``R`` the right eigenvectors
+    of ``M`` (columns sorted by ascending ``Re lambda``). So ``(R^-1 E_loc_b R)_kk`` is a local
+    estimator of ``lambda_k`` whose weighted mean is exactly ``lambda_k`` and whose scatter gives
+    the level's standard error (:func:`standard_error`); the K of them sum to ``tr E_loc_b``.
+    """
+    e_loc = np.asarray(e_loc)
+    eigenvalues, right = np.linalg.eig(np.asarray(mean_matrix))
+    right = right[:, np.argsort(np.real(eigenvalues))]
+    projected = np.linalg.solve(right, e_loc @ right)  # (B, K, K): R^-1 E_b R
+    return np.real(np.diagonal(projected, axis1=1, axis2=2))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from itertools import combinations
 
+import equinox as eqx
 import numpy as np
 import scipy.sparse.linalg as spla
 
@@ -61,3 +63,51 @@ def lowest_levels(hamiltonian: Hamiltonian, n_states: int = 1, return_vectors: b
         energies, vectors = energies[order], vectors[:, order]
     energies, vectors = energies[:n_states], vectors[:, :n_states]
     return (energies, basis, vectors) if return_vectors else energies
+
+
+def sector_dimension(hamiltonian: Hamiltonian) -> int:
+    """The number of configurations in the model's magnetisation sector (``2^N`` without one)."""
+    n, m = hamiltonian.n_sites, hamiltonian.magnetisation
+    return 2**n if m is None else math.comb(n, (n - m) // 2)
+
+
+#: largest Hilbert-space dimension (of the model's sector) :func:`nqs_exact_energies` enumerates
+MAX_NQS_ENUMERATION = 2**20
+
+
+def nqs_exact_energies(nqs, hamiltonian: Hamiltonian, max_dimension: int = MAX_NQS_ENUMERATION,
+                       chunk_size: int = 4096) -> dict:
+    """The exact energies of a (multi-state) NQS, by enumerating the model's sector.
+
+    With ``A[s, j] = psi_j(s)`` over every configuration ``s`` of the sector (``nqs.log_amplitudes``,
+    columns rescaled by a constant each, which leaves the result unchanged), ``S = A^H A`` and
+    ``H_sub = A^H H A`` (the sparse Hamiltonian), the exact mean energy matrix is ``S^-1 H_sub``
+    (the quantity VMC estimates); its eigenvalues are the levels and its trace the VMC objective.
+
+    Returns ``dict(trace, levels (K,), variance)``; ``variance`` is the exact energy variance
+    ``<H^2> - <H>^2`` for ``K = 1`` and ``nan`` otherwise. ``ValueError`` when the sector has
+    more than ``max_dimension`` configurations.
+    """
+    if sector_dimension(hamiltonian) > max_dimension:
+        raise ValueError(
+            f"the exact NQS energy enumerates the Hilbert space; {hamiltonian.lattice.lx}x{hamiltonian.lattice.ly} "
+            f"({hamiltonian.n_sites} sites) is above max_dimension = {max_dimension}"
+        )
+    basis = basis_states(hamiltonian.n_sites, hamiltonian.magnetisation)
+    amplitudes = eqx.filter_jit(lambda model, s: model.log_amplitudes(s))
+    configs = spins_of(basis, hamiltonian.n_sites)
+    log_amps = np.concatenate([
+        np.asarray(amplitudes(nqs, configs[start:start + chunk_size]))
+        for start in range(0, basis.size, chunk_size)
+    ])  # fmt: skip
+    log_amps = log_amps - np.max(log_amps.real, axis=0)
+    a = np.exp(log_amps.astype(np.complex128))
+    h_a = hamiltonian.to_sparse(basis) @ a
+    overlap, h_sub = a.conj().T @ a, a.conj().T @ h_a
+    mean_matrix = np.linalg.solve(overlap, h_sub)
+    levels = np.sort(np.real(np.linalg.eigvals(mean_matrix)))
+    trace = float(np.real(np.trace(mean_matrix)))
+    variance = math.nan
+    if a.shape[1] == 1:
+        variance = float(np.real(np.vdot(h_a, h_a) / overlap[0, 0]) - trace**2)
+    return {"trace": trace, "levels": levels, "variance": variance}

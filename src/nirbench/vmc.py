@@ -38,9 +38,11 @@ import pandas as pd
 import yaml
 from tqdm.auto import tqdm
 
-from nirbench.estimators import energy_levels, local_energy_matrices, mean_energy_matrix
+from nirbench.estimators import energy_levels, local_energy_matrices, mean_energy_matrix, standard_error
+from nirbench.evaluation import evaluate, evaluation_columns, sampler_jsd
 from nirbench.exact import basis_states
 from nirbench.hamiltonians import make_hamiltonian
+from nirbench.io import write_csv_atomically
 from nirbench.minsr import (
     jacobian_of_log_psi,
     layerwise_natural_gradient_tree,
@@ -54,7 +56,7 @@ from nirbench.samplers import SAMPLERS, make_sampler
 
 STEP_COLUMNS = [
     "step", "nqs_step", "energy", "energy_error", "energy_sigma", "variance",
-    "ess", "efficiency", "n_proposed", "acceptance", "nqs_updated", "seconds", "jsd",
+    "ess", "efficiency", "n_proposed", "acceptance", "nqs_updated", "seconds", "jsd", "jsd_exact",
 ]  # fmt: skip
 
 
@@ -359,6 +361,21 @@ def update(nqs, opt_state, optimizer, configs, weights, eps, diag_shift, use_min
     return eqx.apply_updates(nqs, updates), opt_state, finite
 
 
+def sampler_options(c: VMCConfig) -> dict:
+    """The keyword arguments of ``make_sampler(c.sampler, ...)`` from the run options ``c``."""
+    if c.sampler == "nir":
+        return {
+            "n_states": c.states, "alpha_ess": c.alpha_ess, "alpha_eff": c.alpha_eff, "embed_dim": c.proposal_dim, "n_heads": c.proposal_heads,
+            "n_layers": c.proposal_layers, "p_floor": c.p_floor, "learning_rate": c.proposal_lr,
+            "train_steps": c.proposal_train_steps, "loss": c.nir_loss,
+            "mode": c.nir_mode, "adaptive": c.nir_fixed_batches is None, "n_proposal_batches": c.nir_fixed_batches,
+            "symmetrize": c.symmetrize_proposal, "proposal_dtype": c.proposal_dtype,
+        }  # fmt: skip
+    if c.sampler == "mcmc":
+        return {"n_chains": c.mcmc_chains, "n_warmup": c.mcmc_warmup, "thinning": c.mcmc_thinning}
+    return {}
+
+
 class VMCRun:
     """A VMC run: the Hamiltonian, NQS, sampler, optimiser and their states.
 
@@ -385,8 +402,7 @@ class VMCRun:
             marshall_sign=config.marshall_sign, symmetry_average=config.symmetry_average,
             output_head=config.output_head, key=model_key,
         )  # fmt: skip
-        self.sampler = make_sampler(config.sampler, self.hamiltonian, config.batch, **self._sampler_options())
-        self.sampler_state = self.sampler.init(sampler_key, config.states, self.hamiltonian.n_sites)
+        self.sampler, self.sampler_state = self.make_sampler(config.sampler, config.batch, sampler_key)
         self.log_prob_fn = batched_log_prob if config.sampling_power == 1.0 else TemperedLogProb(config.sampling_power)
         self.optimizer = make_optimizer(config.optimizer, config.learning_rate())
         self.opt_state = self.optimizer.init(eqx.filter(self.nqs, eqx.is_inexact_array))
@@ -394,19 +410,29 @@ class VMCRun:
         self.nqs_step = 0
         self.rows: list[dict] = []
 
-    def _sampler_options(self) -> dict:
-        c = self.config
-        if c.sampler == "nir":
-            return {
-                "n_states": c.states, "alpha_ess": c.alpha_ess, "alpha_eff": c.alpha_eff, "embed_dim": c.proposal_dim, "n_heads": c.proposal_heads,
-                "n_layers": c.proposal_layers, "p_floor": c.p_floor, "learning_rate": c.proposal_lr,
-                "train_steps": c.proposal_train_steps, "loss": c.nir_loss,
-                "mode": c.nir_mode, "adaptive": c.nir_fixed_batches is None, "n_proposal_batches": c.nir_fixed_batches,
-                "symmetrize": c.symmetrize_proposal, "proposal_dtype": c.proposal_dtype,
-            }  # fmt: skip
-        if c.sampler == "mcmc":
-            return {"n_chains": c.mcmc_chains, "n_warmup": c.mcmc_warmup, "thinning": c.mcmc_thinning}
-        return {}
+    def make_sampler(self, name: str, batch: int, key):
+        """A sampler ``name`` drawing ``batch`` samples per call, configured by this run's options,
+        and its fresh state: ``(sampler, state)``. ``ValueError`` when it cannot serve the system."""
+        options = sampler_options(dataclasses.replace(self.config, sampler=name))
+        sampler = make_sampler(name, self.hamiltonian, batch, **options)
+        return sampler, sampler.init(key, self.config.states, self.hamiltonian.n_sites)
+
+    @classmethod
+    def from_checkpoint(cls, directory: str | os.PathLike) -> VMCRun:
+        """The run saved in ``directory`` (its config from ``meta.json``, its state restored).
+
+        ``ValueError`` naming the file when the checkpoint is missing or cannot be read.
+        """
+        meta_path = Path(directory) / "meta.json"
+        if not meta_path.is_file():
+            raise ValueError(f"no checkpoint in {directory} ({meta_path.name} is missing)")
+        try:
+            config = VMCConfig.from_dict(json.loads(meta_path.read_text())["config"])
+        except (UnicodeDecodeError, KeyError, TypeError, ValueError) as error:  # JSONDecodeError is a ValueError
+            raise ValueError(f"{meta_path}: not a nirbench checkpoint ({error})") from error
+        run = cls(config)
+        run.load_checkpoint(directory)
+        return run
 
     # ------------------------------------------------------------------ checkpoints
     def _state_tree(self):
@@ -432,47 +458,30 @@ class VMCRun:
         meta = json.loads((directory / "meta.json").read_text())
         if meta["config"] != self.config.to_dict():
             raise ValueError(f"checkpoint in {directory} was written by a different configuration")
-        (self.nqs, self.opt_state, self.sampler_state, self.key) = eqx.tree_deserialise_leaves(
-            directory / "state.eqx", self._state_tree()
-        )
+        try:
+            (self.nqs, self.opt_state, self.sampler_state, self.key) = eqx.tree_deserialise_leaves(
+                directory / "state.eqx", self._state_tree()
+            )
+        except Exception as error:  # equinox/numpy raise several kinds for a damaged or foreign file
+            raise ValueError(
+                f"{directory / 'state.eqx'}: cannot be read as this run's state ({type(error).__name__}: {error})"
+            ) from error
         self.iteration, self.nqs_step = meta["iteration"], meta["nqs_step"]
         rows_path = directory / "rows.csv"
         self.rows = pd.read_csv(rows_path).to_dict("records") if rows_path.stat().st_size > 1 else []
         return True
 
     # ------------------------------------------------------------------ training
-    def _sample(self, state, key):
-        """One sampler call; with ``sampling_power < 1`` the weights are turned into ``|Psi|^2`` weights."""
-        batch, state, stats = self.sampler.sample(self.log_prob_fn, self.nqs, state, key)
+    def draw(self, sampler, state, key):
+        """One call of ``sampler`` on the current NQS from ``state``: ``(batch, state, stats)``.
+
+        With ``sampling_power < 1`` the batch's weights are turned into ``|Psi|^2`` weights.
+        """
+        batch, state, stats = sampler.sample(self.log_prob_fn, self.nqs, state, key)
         if self.config.sampling_power != 1.0:
             weights = reweight_tempered(self.nqs, batch.configs, batch.weights, self.config.sampling_power)
             batch = batch._replace(weights=weights)
         return batch, state, stats
-
-    def _jsd(self, key) -> float:
-        """JSD between ``jsd_samples`` draws of the training sampler and its exact target.
-
-        The target is ``|Psi|^2``, or ``|Psi|^(2p)`` with ``sampling_power = p`` (the draws, before
-        reweighting).
-        """
-        from nirbench.estimators import jensen_shannon_divergence
-        from nirbench.samplers.base import indices_from_spins
-        from nirbench.samplers.exact import exact_distribution
-
-        k, n = self.config.states, self.hamiltonian.n_sites
-        configs, probs = exact_distribution(self.log_prob_fn, self.nqs, k, n)
-        index = np.asarray(indices_from_spins(configs))
-        order = np.argsort(index)
-        index, probs = index[order], np.asarray(probs)[order]
-        counts = np.zeros(len(probs))
-        state, drawn = self.sampler_state, 0  # draws do not change the training state
-        while drawn < self.config.jsd_samples:
-            key, subkey = jax.random.split(key)
-            batch, state, _ = self.sampler.sample(self.log_prob_fn, self.nqs, state, subkey)
-            position = np.searchsorted(index, np.asarray(indices_from_spins(batch.configs)))
-            np.add.at(counts, position, np.asarray(batch.weights) * len(batch.weights))
-            drawn += len(batch.weights)
-        return float(jensen_shannon_divergence(probs, counts / counts.sum()))
 
     def step(self) -> dict:
         """One iteration: sample, estimate, maybe update. Returns the logged row."""
@@ -480,12 +489,16 @@ class VMCRun:
         start = time.perf_counter()
         key = jax.random.fold_in(self.key, self.iteration)
         sample_key, jsd_key = jax.random.split(key)
-        batch, self.sampler_state, stats = self._sample(self.sampler_state, sample_key)
+        state_before = self.sampler_state
+        batch, self.sampler_state, stats = self.draw(self.sampler, self.sampler_state, sample_key)
         mean_matrix, levels, eps, variance = estimate(self.nqs, self.hamiltonian, batch.configs, batch.weights)
         energy = float(jnp.real(jnp.trace(mean_matrix)))
         if not math.isfinite(energy):
             raise NonFiniteError(f"the energy became non-finite at iteration {self.iteration}")
-        jsd = self._jsd(jsd_key) if c.jsd_every and self.iteration % c.jsd_every == 0 else math.nan
+        sigma, n_effective = standard_error(np.asarray(eps), batch)
+        jsd = jsd_exact = math.nan
+        if c.jsd_every and self.iteration % c.jsd_every == 0:  # the sampler that drew this batch, frozen
+            jsd, jsd_exact = sampler_jsd(self, state_before, jsd_key, c.jsd_samples)
         updated = bool(stats["nqs_update"])
         if updated:
             nqs, opt_state, finite = update(
@@ -495,14 +508,14 @@ class VMCRun:
                 raise NonFiniteError(f"the NQS update became non-finite at iteration {self.iteration}")
             self.nqs, self.opt_state = nqs, opt_state
             self.nqs_step += 1
-        ess = 1.0 / float(jnp.sum(batch.weights**2))
         row = {
             "step": self.iteration, "nqs_step": self.nqs_step, "energy": energy,
             "energy_error": energy - self.reference.sum() if self.reference is not None else math.nan,
-            "energy_sigma": math.sqrt(float(variance) / ess), "variance": float(variance),
-            "ess": stats["ess"], "efficiency": stats["efficiency"], "n_proposed": stats["n_proposed"],
-            "acceptance": stats["acceptance"], "nqs_updated": int(updated),
-            "seconds": time.perf_counter() - start, "jsd": jsd,
+            "energy_sigma": sigma, "variance": float(variance),
+            # Metropolis: the batch's effective size from its autocorrelation time
+            "ess": n_effective if c.sampler == "mcmc" else stats["ess"], "efficiency": stats["efficiency"],
+            "n_proposed": stats["n_proposed"], "acceptance": stats["acceptance"], "nqs_updated": int(updated),
+            "seconds": time.perf_counter() - start, "jsd": jsd, "jsd_exact": jsd_exact,
         }  # fmt: skip
         row.update({f"e_{k}": float(e) for k, e in enumerate(np.asarray(levels))})
         self.rows.append(row)
@@ -548,33 +561,14 @@ class VMCRun:
         return float(sum(row["seconds"] for row in self.rows))
 
     def evaluate(self) -> dict:
-        """Final estimate on at least ``eval_batch`` samples (the sampler state is not advanced)."""
+        """The final estimate on at least ``eval_batch`` samples (:func:`nirbench.evaluation.evaluate`):
+        frozen sampler on a copy of its state, efficiency gate respected, honest standard errors."""
         key = jax.random.split(self.key)[1]  # distinct from every fold_in(key, iteration)
-        state, matrices, traces, weights = self.sampler_state, [], [], []
-        drawn = 0
-        while drawn < self.config.eval_batch:
-            key, subkey = jax.random.split(key)
-            batch, state, _ = self._sample(state, subkey)
-            mean_matrix, _, eps, _ = estimate(self.nqs, self.hamiltonian, batch.configs, batch.weights)
-            matrices.append(np.asarray(mean_matrix))
-            traces.append(np.asarray(eps))
-            weights.append(np.asarray(batch.weights))
-            drawn += len(batch.weights)
-        n_batches = len(matrices)
-        mean_matrix = sum(matrices) / n_batches
-        w = np.concatenate(weights) / n_batches
-        eps = np.concatenate(traces)
-        energy = float(np.real(np.trace(mean_matrix)))
-        variance = float(np.sum(w * np.abs(eps - np.sum(w * eps)) ** 2))
-        levels = np.sort(np.real(np.linalg.eigvals(mean_matrix)))
-        return {"energy": energy, "energy_sigma": math.sqrt(variance / (1.0 / np.sum(w**2))),
-                "variance": variance, "levels": levels}  # fmt: skip
+        return evaluate(self, self.config.eval_batch, key)
 
 
 def run(config: VMCConfig, steps_csv, summary_csv, checkpoint_dir=None, resume=False, progress=True) -> dict:
     """Train, evaluate and write the steps and summary CSVs (atomically). Returns the summary row."""
-    from nirbench.cli import write_csv_atomically
-
     wall_start = time.perf_counter()
     vmc = VMCRun(config)
     if resume and checkpoint_dir:
@@ -591,8 +585,7 @@ def run(config: VMCConfig, steps_csv, summary_csv, checkpoint_dir=None, resume=F
         "seed": config.seed, "nqs_params": count_parameters(vmc.nqs),
         "proposal_params": count_parameters(proposal) if proposal is not None else math.nan,
         "steps": vmc.nqs_step, "iterations": vmc.iteration, "batch": config.batch,
-        "energy": final["energy"], "energy_sigma": final["energy_sigma"], "variance": final["variance"],
-        **{f"e_{k}": e for k, e in enumerate(final["levels"])},
+        **evaluation_columns(final),
         "reference_energy": reference,
         "relative_error": abs(final["energy"] - reference) / abs(reference) if vmc.reference is not None else math.nan,
         "mean_efficiency": steps["efficiency"].mean(), "mean_ess": steps["ess"].mean(),

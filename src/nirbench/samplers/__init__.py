@@ -15,9 +15,10 @@ See :mod:`nirbench.samplers.base` for the conventions (shapes, weights, stats ke
 
 from __future__ import annotations
 
+from nirbench.estimators import integrated_autocorrelation_time
 from nirbench.samplers.base import STATS_KEYS, SampleBatch, Sampler, indices_from_spins, spins_from_indices
 from nirbench.samplers.exact import ExactSampler, ExactState, exact_distribution
-from nirbench.samplers.mcmc import MCMCState, MetropolisSampler, integrated_autocorrelation_time
+from nirbench.samplers.mcmc import MCMCState, MetropolisSampler
 from nirbench.samplers.nir import NIRSampler, NIRState, SymmetryGroup, symmetrized_log_prob
 
 SAMPLERS = ("exact", "mcmc", "nir")

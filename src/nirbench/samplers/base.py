@@ -47,16 +47,28 @@ LogProbFn = Callable[[Any, jax.Array], jax.Array]
 
 
 class SampleBatch(NamedTuple):
-    """A batch of weighted samples.
+    """A batch of weighted samples, and what its standard errors need to know of how it was drawn.
 
     Attributes:
         configs: ``(B, K, N)`` int8 array of +-1 spins.
         weights: ``(B,)`` float array, self-normalised (sums to 1); ``1 / B`` for equally
             weighted draws (exact, Metropolis, resampled NIR).
+        n_chains: Metropolis only: the rows are ``S = B / n_chains`` consecutive recordings of
+            ``n_chains`` chains, sample-major (``configs.reshape(S, n_chains, K, N)[t, c]``);
+            ``None`` for rows drawn independently (given the sampler's state).
+        source: resampled NIR only: ``(B,)`` int, the index of each row's proposal in the weighted
+            proposal set it was resampled from (rows with equal ``source`` are duplicates).
+        source_weights: resampled NIR only: ``(B,)`` float, that proposal's self-normalised
+            importance weight in the proposal set (``w_i / sum_j w_j`` over all proposals).
+
+    :func:`nirbench.estimators.standard_error` turns these into an honest standard error.
     """
 
     configs: jax.Array
     weights: jax.Array
+    n_chains: int | None = None
+    source: jax.Array | None = None
+    source_weights: jax.Array | None = None
 
 
 def uniform_weights(batch_size: int) -> jax.Array:
@@ -153,3 +165,12 @@ class Sampler(eqx.Module):
 
         Returns ``(SampleBatch, new_state, stats)``; see the module docstring for conventions.
         """
+
+    def frozen(self) -> Sampler:
+        """This sampler without adaptation: its calls draw from the state as it stands.
+
+        Measurements (the JSD, the final evaluation) use it on a copy of the state, so they
+        neither change what they measure nor the state training continues from. Samplers that do
+        not adapt return themselves; NIR returns a copy that does not train its proposal.
+        """
+        return self

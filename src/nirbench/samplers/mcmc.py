@@ -11,9 +11,14 @@ Transition rules (both symmetric, ``T(s -> s') = T(s' -> s)``, so the acceptance
 Each call to :meth:`MetropolisSampler.sample` runs ``n_warmup`` discarded steps on every chain,
 then records every chain once each ``thinning`` steps until ``batch_size`` samples are collected
 (``batch_size / n_chains`` per chain). One *step* proposes one move per chain. Paper (table A1):
-warm-up 640, thinning 10, one chain per sample (``n_chains = batch_size``). NetKet's
-``MetropolisLocal(n_chains=16, sweep_size=16)`` with ``n_discard_per_chain=40`` is
-``n_chains=16, thinning=16, n_warmup=40 * 16``.
+warm-up 640 and thinning 10; it does not give the number of chains. Thinning only means something
+when a chain gives several samples per call, so our default follows that reading: a few chains
+(:data:`DEFAULT_CHAINS`, NetKet's default on a CPU), each recording ``batch_size / n_chains``
+thinned samples per call (32 at the paper's batch 512), every call continuing the chains of the
+last one. NetKet's ``MetropolisLocal(n_chains=16, sweep_size=16)`` with ``n_discard_per_chain=40``
+is ``n_chains=16, thinning=16, n_warmup=40 * 16``. Successive samples of a chain are correlated:
+:func:`nirbench.estimators.standard_error` accounts for it through the integrated
+autocorrelation time (:func:`~nirbench.estimators.integrated_autocorrelation_time`) of the recorded series.
 
 A chain whose current ``log |Psi|^2`` is ``-inf`` (possible only for a random initial tuple with
 repeated rows) accepts any move to a finite value, and moves freely between ``-inf`` tuples.
@@ -37,6 +42,14 @@ from nirbench.samplers.base import (
 )
 
 RULES = ("flip", "exchange")
+
+#: the default number of chains (at most; see :func:`default_chain_count`)
+DEFAULT_CHAINS = 16
+
+
+def default_chain_count(batch_size: int) -> int:
+    """The largest divisor of ``batch_size`` that is ``<= DEFAULT_CHAINS`` (16 for ``B = 512``)."""
+    return max(c for c in range(1, min(DEFAULT_CHAINS, batch_size) + 1) if batch_size % c == 0)
 
 
 def _as_bonds(bonds):
@@ -66,7 +79,8 @@ class MetropolisSampler(Sampler):
 
     Args:
         batch_size: samples per call ``B`` (>= 1), a multiple of ``n_chains``.
-        n_chains: number of parallel chains (default ``batch_size``: one sample per chain).
+        n_chains: number of parallel chains (default :func:`default_chain_count`: 16 for a batch
+            that is a multiple of 16).
         n_warmup: discarded steps at the start of every call (>= 0).
         thinning: steps between recorded samples (>= 1).
         rule: ``"flip"`` or ``"exchange"`` (see module docstring).
@@ -74,7 +88,7 @@ class MetropolisSampler(Sampler):
 
     Stats: ``acceptance`` (mean acceptance rate of the post-warm-up steps), ``n_proposed`` (number
     of Metropolis proposals, i.e. ``log_prob_fn`` evaluations, in this call), ``nqs_update = True``;
-    ``ess`` and ``efficiency`` are ``nan`` (see :func:`integrated_autocorrelation_time`).
+    ``ess`` and ``efficiency`` are ``nan`` (see :func:`~nirbench.estimators.integrated_autocorrelation_time`).
 
     The output batch is ordered sample-major: ``configs.reshape(S, n_chains, K, N)[t, c]`` is the
     ``t``-th recorded sample of chain ``c`` (``S = B / n_chains``).
@@ -102,8 +116,8 @@ class MetropolisSampler(Sampler):
 
     @property
     def chain_count(self) -> int:
-        """The number of chains (``n_chains``, or ``batch_size`` when it is ``None``)."""
-        return self.batch_size if self.n_chains is None else self.n_chains
+        """The number of chains (``n_chains``, or :func:`default_chain_count` when it is ``None``)."""
+        return default_chain_count(self.batch_size) if self.n_chains is None else self.n_chains
 
     @property
     def samples_per_chain(self) -> int:
@@ -153,7 +167,7 @@ class MetropolisSampler(Sampler):
         configs, chains, log_probs, acceptance = _metropolis_run(self, log_prob_fn, nqs, state.chains, key)
         n_steps = self.n_warmup + self.samples_per_chain * self.thinning
         stats = default_stats(acceptance=float(acceptance), n_proposed=int(n_steps * self.chain_count))
-        batch = SampleBatch(configs, uniform_weights(self.batch_size))
+        batch = SampleBatch(configs, uniform_weights(self.batch_size), n_chains=self.chain_count)
         return batch, MCMCState(chains, log_probs), stats
 
 
@@ -196,34 +210,3 @@ def _metropolis_run(sampler: MetropolisSampler, log_prob_fn, nqs, chains, key):
     )
     configs = samples.reshape(sampler.batch_size, n_states, n_sites)
     return configs, carry[0], carry[1], jnp.mean(accepted)
-
-
-def integrated_autocorrelation_time(series, c: float = 5.0) -> float:
-    """Integrated autocorrelation time of a scalar observable recorded on parallel chains.
-
-    Args:
-        series: ``(T, C)`` array, ``T`` consecutive recordings of ``C`` independent chains.
-        c: Sokal's window constant: the sum runs to the smallest lag ``M >= c * tau(M)``.
-
-    Returns ``tau = 1 + 2 sum_{k=1}^{M} rho(k)`` in units of the recording interval, with ``rho`` the
-    chain-averaged autocovariance (FFT, each chain centred on the *pooled* mean so that chains stuck
-    in different regions count as correlated) divided by the pooled variance. Clipped below at 1
-    (never credit more than one effective sample per recording). ``ESS = T * C / tau``.
-    """
-    x = np.asarray(series, dtype=np.float64)
-    if x.ndim != 2 or x.shape[0] < 2:
-        raise ValueError(f"series must have shape (T >= 2, C), got {x.shape}")
-    n_time = x.shape[0]
-    x = x - x.mean()
-    variance = np.mean(x**2)
-    if variance == 0:
-        return 1.0
-    size = 1 << (2 * n_time - 1).bit_length()
-    spectrum = np.fft.rfft(x, n=size, axis=0)
-    acov = np.fft.irfft(spectrum * np.conj(spectrum), n=size, axis=0)[:n_time]
-    acov = acov.mean(axis=1) / (n_time - np.arange(n_time))
-    rho = acov / variance
-    taus = 1.0 + 2.0 * np.cumsum(rho[1:])
-    window = np.arange(1, n_time) >= c * taus
-    lag = int(np.argmax(window)) if np.any(window) else n_time - 2
-    return float(max(1.0, taus[lag]))

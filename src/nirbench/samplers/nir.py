@@ -320,6 +320,11 @@ class NIRSampler(Sampler):
         return proposal.log_prob_batch(spins_to_tokens(configs))
 
     # ------------------------------------------------------------------ interface
+    def frozen(self) -> NIRSampler:
+        """The same sampler without proposal training (``train_steps = 0``): measurements draw from
+        the proposal as it stands. The adaptive proposal loop and the efficiency gate are kept."""
+        return dataclasses.replace(self, train_steps=0)
+
     def init(self, key, n_states: int, n_sites: int, proposal: TransformerProposal | None = None) -> NIRState:
         """A fresh (or the given) proposal over ``T = K * N`` tokens and its Adam state."""
         if (n_states, n_sites) != (self.n_states, self.n_sites):
@@ -363,10 +368,13 @@ class NIRSampler(Sampler):
         filler = (rounds[0][0], jnp.full_like(rounds[0][1], -jnp.inf))
         configs, log_w, weights = _concatenate_rounds(rounds + [filler] * (padded - n_rounds))
         if self.mode == "resample":
-            batch = SampleBatch(_resample(self.kernel, configs, log_w, key_resample), uniform_weights(self.batch_size))
+            picked = _resample(self.kernel, log_w, key_resample)
+            batch = SampleBatch(
+                configs[picked], uniform_weights(self.batch_size), source=picked, source_weights=weights[picked]
+            )
             training = (batch.configs, None)
         else:
-            batch = SampleBatch(configs[:n_proposed], weights[:n_proposed])
+            batch = SampleBatch(*_drop_impossible(configs[:n_proposed], weights[:n_proposed]))
             training = (configs, weights)
 
         proposal, opt_state, loss = self._train(log_prob_fn, nqs, state, training, key_train)
@@ -424,11 +432,23 @@ def _concatenate_rounds(rounds):
     return configs, log_w, jax.nn.softmax(log_w)
 
 
+@jax.jit
+def _drop_impossible(configs, weights):
+    """Importance batch ``(M, K, N)``, ``(M,)`` -> the same with every row of negligible weight
+    (self-normalised weight below ``eps^2`` of the dtype, about 5e-32: ``Psi`` zero up to round-off,
+    e.g. a determinant with two equal rows, whose local energy is not finite) set to weight zero
+    and replaced by the heaviest row. Such rows change no estimate, and every row then has a finite
+    local energy."""
+    keep = weights >= jnp.finfo(weights.dtype).eps ** 2
+    weights = jnp.where(keep, weights, 0.0)
+    configs = jnp.where(keep[:, None, None], configs, configs[jnp.argmax(weights)])
+    return configs, weights / jnp.sum(weights)
+
+
 @eqx.filter_jit
-def _resample(sampler: _Kernel, configs, log_w, key):
-    """Multinomial resampling: ``batch_size`` rows of ``configs`` drawn with probability ``∝ exp(log_w)``."""
-    picked = jax.random.categorical(key, log_w, shape=(sampler.batch_size,))
-    return configs[picked]
+def _resample(sampler: _Kernel, log_w, key):
+    """Multinomial resampling: ``(batch_size,)`` indices drawn with probability ``∝ exp(log_w)``."""
+    return jax.random.categorical(key, log_w, shape=(sampler.batch_size,))
 
 
 @eqx.filter_jit
