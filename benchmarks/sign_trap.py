@@ -23,12 +23,9 @@ batch does (sampled, without any sampler error: the draws are exact). The NIR ru
 ``benchmarks/accuracy/j1j2_4x4_k1_rescnn_nir.yaml``.
 
     python benchmarks/sign_trap.py --out results/benchmarks/sign_trap.csv
-    python benchmarks/sign_trap.py --final-state benchmarks/accuracy/j1j2_4x4_k1_rescnn_nir.yaml \
-        results/benchmarks/accuracy/checkpoints/j1j2_4x4_k1_rescnn_nir --out FILE.csv
 
-The second form evaluates the exact energy of a trained run's last checkpoint (any symmetrised
-J1-J2 NQS in the zero-magnetisation sector) instead: one row
-``config,nqs_step,energy,energy_per_site,reference_energy,relative_error,variance``.
+The exact energy of a trained run's last checkpoint is ``nirbench evaluate --checkpoint DIR``
+(column ``exact_energy``, by enumeration of the sector).
 
 One row per (variant, step): ``variant,output_head,symmetry_average,marshall_sign,batch,
 sampling_power,step,energy,energy_per_site,relative_error,variance`` (``batch`` empty: exact); the last lines printed compare the final energies with
@@ -56,7 +53,6 @@ from nirbench.exact import all_configurations, basis_states, lowest_levels
 from nirbench.hamiltonians import make_hamiltonian, states_of
 from nirbench.minsr import jacobian_of_log_psi, solve_natural_gradient
 from nirbench.models import build_nqs
-from nirbench.vmc import VMCConfig, VMCRun
 
 jax.config.update("jax_enable_x64", True)
 
@@ -164,24 +160,6 @@ def train(nqs, sector: SymmetricSector, steps: int, schedule, diag_shift: float,
         nqs = eqx.combine(unravel(flat - schedule(step) * direction), static)
 
 
-def exact_energy_of_checkpoint(config_path: str, checkpoint_dir: str) -> dict:
-    """The exact energy of the NQS in a ``nirbench vmc`` checkpoint (symmetrised J1-J2, K = 1)."""
-    config = VMCConfig.from_yaml(config_path)
-    if config.model != "j1j2" or not config.symmetries or config.states != 1:
-        raise ValueError("--final-state needs a J1-J2 run with symmetries and states: 1")
-    run = VMCRun(config)
-    if not run.load_checkpoint(checkpoint_dir):
-        raise FileNotFoundError(f"no checkpoint in {checkpoint_dir}")
-    sector = SymmetricSector(run.hamiltonian)
-    energy, _, _, variance = _energy_and_local_energies(run.nqs, sector.configs, sector.sizes, sector.hamiltonian)
-    exact = float(lowest_levels(run.hamiltonian, 1)[0])
-    return {
-        "config": config_path, "nqs_step": run.nqs_step, "energy": float(energy),
-        "energy_per_site": float(energy) / run.hamiltonian.n_sites, "reference_energy": exact,
-        "relative_error": abs(float(energy) - exact) / abs(exact), "variance": float(variance),
-    }  # fmt: skip
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lx", type=int, default=4)
@@ -194,17 +172,8 @@ def main(argv=None) -> None:
     parser.add_argument("--lr-final", type=float, default=0.002)
     parser.add_argument("--diag-shift", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--final-state", nargs=2, metavar=("CONFIG", "CHECKPOINT_DIR"),
-                        help="only evaluate the exact energy of this run's last checkpoint")
     parser.add_argument("--out", required=True, help="CSV of energies per variant and step")
     args = parser.parse_args(argv)
-    if args.final_state:
-        row = exact_energy_of_checkpoint(*args.final_state)
-        pd.DataFrame([row]).to_csv(args.out, index=False)
-        print(f"exact energy of the last checkpoint (NQS step {row['nqs_step']}): E/N {row['energy_per_site']:.6f}, "
-              f"relative error {row['relative_error']:.2e}; wrote {args.out}")
-        return
-
     hamiltonian = make_hamiltonian("j1j2", args.lx, args.ly, "periodic", j2=args.j2)
     start = time.perf_counter()
     sector = SymmetricSector(hamiltonian)

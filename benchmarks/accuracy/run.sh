@@ -21,9 +21,8 @@ cases=("$@")
 [ ${#cases[@]} -gt 0 ] || cases=(tfi4x4_g3_k3_nir tfi4x4_g1_k3_nir j1j2_4x4_k1_rescnn_nir tfi6x6open_g1_k3_nir tfi6x6open_g1_k3_mcmc)
 for case in "${cases[@]}"; do
     nirbench vmc --config "$here/$case.yaml" --out "$out/$case.csv" --checkpoint-dir "$out/checkpoints/$case" --resume
-    if [[ $case == j1j2_* ]]; then  # the J1-J2 sector is small enough for the final NQS's exact energy
-        python benchmarks/sign_trap.py --final-state "$here/$case.yaml" "$out/checkpoints/$case" --out "$out/${case}_exact_energy.csv"
-    fi
+    # honest error bars and V-score of the final NQS, and its exact energy where the sector can be enumerated
+    nirbench evaluate --checkpoint "$out/checkpoints/$case" --out "$out/${case}_evaluation.csv"
 done
 python "$here/collect.py" --runs "$out" --out results/benchmarks/accuracy.csv \
     --training results/benchmarks/accuracy_training.csv

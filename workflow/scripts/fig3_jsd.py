@@ -1,9 +1,11 @@
 """Figure 3: Jensen-Shannon divergence between the sampled and the exact |Psi|^2 during training.
 
 Input: results/fig3_jsd.csv (one row per run and step: step, jsd, energy_error, sampler, seed,
-reference_energy, lx, ly, g, states, ...; jsd is empty on steps where it was not measured).
-Top: JSD of the empirical distribution of the samples (NIR and MCMC) to the exact |Psi|^2 of
-the current NQS (log scale). Bottom: relative error of the trace energy.
+reference_energy, lx, ly, g, states, ..., jsd_exact; jsd and jsd_exact are empty on steps where it was not measured).
+Top: JSD of the empirical distribution of the samples (NIR and MCMC, drawn by the frozen sampler
+as training used it at that step) to the exact |Psi|^2 of the current NQS (log scale), and, dotted
+grey, ``jsd_exact``: the JSD of as many exact draws, the finite-sample floor a perfect sampler
+would reach. Bottom: relative error of the trace energy.
 """
 
 
@@ -20,10 +22,15 @@ def plot(csv: str, png: str, pdf: str) -> None:
     has_reference = "energy_error" in steps and steps["energy_error"].notna().any()
     xcol, window = style.training_axis(steps)
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(4.8, 4.6), sharex=True, height_ratios=[2, 1])
+    floor_labelled = False
     for _sampler, _i, run, color, ls, label in style.training_runs(steps):
         jsd = run.dropna(subset=["jsd"])
         top.plot(jsd[xcol], style.positive(jsd["jsd"]), marker="o", color=color, linestyle=ls, markersize=2.5,
                  label=label)
+        if "jsd_exact" in jsd and jsd["jsd_exact"].notna().any():
+            top.plot(jsd[xcol], style.positive(jsd["jsd_exact"]), color="0.45", linestyle=":", linewidth=1.0,
+                     label=None if floor_labelled else "as many exact draws (floor)")
+            floor_labelled = True
         if has_reference:
             y = style.positive(run["energy_error"] / run["reference_energy"].abs())
             bottom.plot(run[xcol], y, color=color, alpha=0.25, linewidth=0.5, linestyle=ls)
