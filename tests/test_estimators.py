@@ -13,7 +13,6 @@ from scipy.spatial.distance import jensenshannon
 from nirbench.estimators import (
     effective_sample_size,
     energy_levels,
-    energy_statistics,
     jensen_shannon_divergence,
     local_energies,
     local_energy,
@@ -130,7 +129,7 @@ def _projected(nqs, hamiltonian):
 def test_exact_average_of_local_energy_matrix_is_s_inverse_h(model, lx, ly, bc, g, n_states):
     hamiltonian = make_hamiltonian(model, lx, ly, bc, g=g)
     nqs = _nqs(hamiltonian.n_sites, n_states, seed=n_states + lx * ly)
-    mean, e_loc, weights = _exact_average(nqs, hamiltonian, n_states)
+    mean, _, _ = _exact_average(nqs, hamiltonian, n_states)
     overlap, projected = _projected(nqs, hamiltonian)
     expected = np.linalg.solve(overlap, projected)
     # the index convention is really tested: the expected matrix is far from its transpose
@@ -142,9 +141,6 @@ def test_exact_average_of_local_energy_matrix_is_s_inverse_h(model, lx, ly, bc, 
     # ... which bound the exact lowest levels from above (Cauchy interlacing)
     exact = np.linalg.eigvalsh(hamiltonian.to_sparse().toarray())[:n_states]
     assert np.all(ritz >= exact - 1e-9)
-    # the trace statistics use the same weights
-    stats = energy_statistics(np.trace(e_loc, axis1=1, axis2=2), weights)
-    np.testing.assert_allclose(complex(stats["mean"]), np.trace(expected), rtol=1e-9, atol=1e-9)
 
 
 def test_local_energy_matrix_row_rescaling_and_shapes():
@@ -210,29 +206,3 @@ def test_jensen_shannon_divergence():
     np.testing.assert_allclose(float(jensen_shannon_divergence(p, q)), jensenshannon(p, q) ** 2, rtol=1e-10)
     with pytest.raises(ValueError, match="shape"):
         jensen_shannon_divergence(p, q[:5])
-
-
-def test_energy_statistics():
-    rng = np.random.default_rng(3)
-    e = rng.normal(loc=-2.0, size=400)
-    stats = energy_statistics(e)
-    np.testing.assert_allclose(float(stats["mean"]), e.mean(), rtol=1e-13)
-    np.testing.assert_allclose(float(stats["variance"]), e.var(), rtol=1e-12)
-    np.testing.assert_allclose(float(stats["error"]), np.sqrt(e.var() / e.size), rtol=1e-12)
-    # equal weights reproduce the unweighted statistics
-    equal = energy_statistics(e, np.full(e.size, 3.0))
-    for key in ("mean", "variance", "error"):
-        np.testing.assert_allclose(float(equal[key]), float(stats[key]), rtol=1e-12)
-    # general weights: self-normalised mean/variance, Kish ESS in the error
-    w = rng.exponential(size=e.size)
-    weighted = energy_statistics(e, w)
-    wn = w / w.sum()
-    mean = wn @ e
-    variance = wn @ (e - mean) ** 2
-    ess = w.sum() ** 2 / (w**2).sum()
-    np.testing.assert_allclose(float(weighted["mean"]), mean, rtol=1e-12)
-    np.testing.assert_allclose(float(weighted["variance"]), variance, rtol=1e-12)
-    np.testing.assert_allclose(float(weighted["error"]), np.sqrt(variance / ess), rtol=1e-12)
-    # complex local energies: the variance uses |E - mean|^2
-    ec = e + 1j * rng.normal(size=e.size)
-    np.testing.assert_allclose(float(energy_statistics(ec)["variance"]), np.mean(np.abs(ec - ec.mean()) ** 2))

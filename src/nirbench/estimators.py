@@ -161,31 +161,6 @@ def jensen_shannon_divergence(p, q) -> jax.Array:
     return 0.5 * kl_to_m(p) + 0.5 * kl_to_m(q)
 
 
-def energy_statistics(e_loc_trace: jax.Array, weights: jax.Array | None = None) -> dict:
-    """Mean, variance and standard error of local energies.
-
-    Args:
-        e_loc_trace: ``(B,)`` local energies (real or complex; for K states, ``tr E_loc``).
-        weights: optional non-negative ``(B,)`` importance weights (self-normalised here).
-
-    Returns:
-        ``dict(mean, variance, error)``: ``mean`` has the input's dtype (complex stays complex),
-        ``variance = <|E - mean|^2>`` (real, population form), ``error = sqrt(variance / n)``
-        with ``n = B``, or with weights the Kish effective sample size
-        ``(sum w)^2 / sum w^2``.
-    """
-    e = jnp.asarray(e_loc_trace)
-    if weights is None:
-        w = jnp.full(e.shape, 1.0 / e.shape[0])
-        n = e.shape[0]
-    else:
-        w = _normalised(weights)
-        n = 1.0 / jnp.sum(w**2)
-    mean = jnp.sum(w * e)
-    variance = jnp.sum(w * jnp.abs(e - mean) ** 2)
-    return {"mean": mean, "variance": variance, "error": jnp.sqrt(variance / n)}
-
-
 def integrated_autocorrelation_time(series) -> float:
     """Integrated autocorrelation time of a scalar observable recorded on parallel chains.
 
