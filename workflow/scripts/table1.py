@@ -24,6 +24,10 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     runs["n_sites"] = runs["lx"] * runs["ly"]
     runs["energy_per_site"] = runs["energy"] / runs["n_sites"]
     runs["sigma_per_site"] = runs.get("energy_sigma", np.nan) / runs["n_sites"]
+    # V-score N Var(E) / E^2 (Wu et al. 2024, E_inf = 0): the summary's, or from its columns
+    # (summaries written before nirbench recorded it)
+    computed = runs["n_sites"] * runs.get("variance", np.nan) / runs["energy"] ** 2
+    runs["v_score"] = runs["v_score"].fillna(computed) if "v_score" in runs else computed
     has_ref = "reference_energy" in runs and runs["reference_energy"].notna().any()
     if has_ref:
         runs["relative_error"] = (runs["energy"] - runs["reference_energy"]) / runs["reference_energy"].abs()
@@ -45,6 +49,7 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
             "energy_per_site": group["energy_per_site"].mean(),
             "energy_per_site_std": group["energy_per_site"].std(ddof=1) if len(group) > 1 else np.nan,
             "energy_per_site_sigma": group["sigma_per_site"].mean(),
+            "v_score": group["v_score"].mean(),
             "efficiency": all_runs["mean_efficiency"].mean(),
             "efficiency_std": all_runs["mean_efficiency"].std(ddof=1) if len(all_runs) > 1 else np.nan,
             "mean_ess": all_runs["mean_ess"].mean() if "mean_ess" in all_runs else np.nan,
@@ -81,11 +86,12 @@ def markdown(table: pd.DataFrame) -> str:
         (
             "Final variational energy per site E/N (units of J1; mean over the completed runs ± seed std, or "
             "± statistical error for one run; — where no run completed: NIR stalled below alpha_eff) and the "
-            "sampling efficiency ESS/n_proposed averaged over the run (and over all seeds)."
+            "sampling efficiency ESS/n_proposed averaged over the run (and over all seeds). V-score = N Var(E) / E^2 "
+            "(Wu et al., Science 386, 296 (2024); E_inf = 0), mean over the completed runs."
         ),
         "",
     ]
-    header = ["d_embd", "n_layer", "n_param", "E/N", "ESS/n_proposed"]
+    header = ["d_embd", "n_layer", "n_param", "E/N", "V-score", "ESS/n_proposed"]
     if has_ref:
         header.append(r"(E - E_ref) / \|E_ref\|")
     header.append("completed runs")
@@ -101,6 +107,7 @@ def markdown(table: pd.DataFrame) -> str:
             str(row["n_layer"]),
             _fmt(row["n_param"], ",d") if not pd.isna(row["n_param"]) else "—",
             energy,
+            _fmt(row["v_score"], ".3g"),
             _fmt(row["efficiency"], ".3g"),
         ]
         if has_ref:
