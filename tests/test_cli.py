@@ -34,7 +34,7 @@ def test_ed_writes_one_row_per_level(tmp_path, capsys):
 )
 def test_ed_bad_input_fails_without_output(tmp_path, capsys, args, message):
     out = tmp_path / "ed.csv"
-    assert main(["ed", *args, "--out", str(out)]) == 2
+    assert main(["ed", "--bc", "open", *args, "--out", str(out)]) == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
 

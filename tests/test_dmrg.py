@@ -183,7 +183,7 @@ def test_check_dmrg_input_sorts_and_deduplicates():
 )
 def test_cli_rejects_bad_input(tmp_path, capsys, extra):
     out = tmp_path / "scan.csv"
-    argv = ["dmrg", "--lx", "3", "--ly", "3", "--g", "1.0", "--states", "2", "--out", str(out), *extra]
+    argv = ["dmrg", "--lx", "3", "--ly", "3", "--bc", "open", "--g", "1.0", "--states", "2", "--out", str(out), *extra]
     assert cli.main(argv) == 2
     assert not out.exists()
     assert list(tmp_path.iterdir()) == []

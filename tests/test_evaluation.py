@@ -125,15 +125,18 @@ def test_evaluate_command_writes_one_honest_row(tmp_path, checkpoint, extra):
     assert row["exact_e_0"] + row["exact_e_1"] == pytest.approx(row["exact_energy"], rel=1e-10)
 
 
-def _damaged(tmp_path, checkpoint, name, content):
+def _damaged(tmp_path, checkpoint, pattern, content):
     directory = tmp_path / "damaged"
     directory.mkdir()
     for path in checkpoint.iterdir():
         (directory / path.name).write_bytes(path.read_bytes())
+    path = next(directory.glob(pattern))
     if isinstance(content, bytes):
-        (directory / name).write_bytes(content)
+        path.write_bytes(content)
+    elif isinstance(content, dict):
+        path.write_text(json.dumps({**json.loads(path.read_text()), **content}))
     else:
-        (directory / name).write_bytes((directory / name).read_bytes()[:content])
+        path.write_bytes(path.read_bytes()[:content])
     return directory
 
 
@@ -142,8 +145,8 @@ def _damaged(tmp_path, checkpoint, name, content):
     [
         (None, "no checkpoint"),
         (("meta.json", b"{not json"), "meta.json: not a nirbench checkpoint"),
-        (("meta.json", json.dumps({"config": {"model": "tfi"}}).encode()), "meta.json"),
-        (("state.eqx", 100), "state.eqx: cannot be read"),
+        (("meta.json", {"config": {"model": "tfi"}}), "meta.json: not a nirbench checkpoint"),
+        (("state-*.eqx", 100), "does not match its checksum"),
     ],
 )
 def test_evaluate_refuses_a_missing_or_damaged_checkpoint(tmp_path, capsys, checkpoint, damage, message):

@@ -23,7 +23,8 @@ def _add_system_options(parser: argparse.ArgumentParser, models=("tfi", "j1j2"))
     parser.add_argument("--model", required=True, choices=models, help="Hamiltonian: TFI (eq. 13) or J1-J2 (eq. 14)")
     parser.add_argument("--lx", type=int, required=True, help="lattice length in x (>= 2)")
     parser.add_argument("--ly", type=int, required=True, help="lattice length in y (>= 2)")
-    parser.add_argument("--bc", choices=("open", "periodic"), default="periodic", help="boundary conditions")
+    parser.add_argument("--bc", choices=("open", "periodic"), required=True,
+                        help="boundary conditions (required by every subcommand: no default)")
     parser.add_argument("--g", type=float, default=None, help="transverse field of the TFI model (>= 0)")
     parser.add_argument("--j2", type=float, default=None, help="J2/J1 of the J1-J2 model (default 0.5)")
 
@@ -94,26 +95,42 @@ def _add_vmc(subparsers) -> None:
             parser.add_argument(flag, type=types[base], default=None, help=VMCConfig.HELP[f.name] + default)
 
 
+def check_output_paths(outputs: dict, inputs: dict | None = None) -> None:
+    """``ValueError`` unless every output path (``{option: path}``) can be written as a file and
+    none is another output or an input (``{option: path}``): checked before any computation."""
+    seen = {Path(path).resolve(): option for option, path in (inputs or {}).items() if path}
+    for option, path in outputs.items():
+        resolved = Path(path).resolve()
+        if resolved.is_dir():
+            raise ValueError(f"{option} {path} is a directory; give a file name")
+        if resolved in seen:
+            raise ValueError(f"{option} {path} is also {seen[resolved]}: it would be overwritten")
+        seen[resolved] = option
+        parent = next((p for p in resolved.parents if p.exists()), None)
+        if parent is not None and not parent.is_dir():
+            raise ValueError(f"{option} {path}: {parent} is a file, not a directory")
+
+
 def _run_vmc(args) -> None:
     from dataclasses import fields
 
-    import yaml
-
     from nirbench import vmc
 
-    values = {}
-    if args.config:
-        with open(args.config) as handle:
-            values = yaml.safe_load(handle) or {}
+    values = vmc.read_options_file(args.config) if args.config else {}
     for f in fields(vmc.VMCConfig):
         if f.name != "extra" and getattr(args, f.name, None) is not None:
             values[f.name] = getattr(args, f.name)
     config = vmc.VMCConfig.from_dict(values)
     summary_path = args.summary or str(Path(args.out).with_suffix("")) + "_summary.csv"
+    check_output_paths({"--out": args.out, "--summary": summary_path},
+                       {"--config": args.config, "--reference": config.reference})
+    if args.checkpoint_dir is not None and Path(args.checkpoint_dir).exists() and not Path(args.checkpoint_dir).is_dir():
+        raise ValueError(f"--checkpoint-dir {args.checkpoint_dir} is a file, not a directory")
     try:
         summary = vmc.run(config, args.out, summary_path, args.checkpoint_dir, args.resume, progress=not args.no_progress)
     except vmc.NonFiniteError as error:
-        raise SystemExit(f"nirbench vmc: {error}; the last good checkpoint is kept in {args.checkpoint_dir}")
+        kept = f"the last good checkpoint is kept in {args.checkpoint_dir}" if args.checkpoint_dir else "no checkpoint was written (no --checkpoint-dir)"
+        raise SystemExit(f"nirbench vmc: {error}; {kept}")
     print(f"final energy {summary['energy']:.8f} +- {summary['energy_sigma']:.1e} ({summary['status']})")
 
 
@@ -150,6 +167,7 @@ def _run_evaluate(args) -> None:
             raise ValueError(f"--{name} must be >= 1, got {getattr(args, name)}")
     if Path(args.out).resolve().is_relative_to(Path(args.checkpoint).resolve()):
         raise ValueError("--out must lie outside the checkpoint directory")
+    check_output_paths({"--out": args.out})
     run = VMCRun.from_checkpoint(args.checkpoint)
     config = run.config
     key_sampler, key_measure = jax.random.split(jax.random.PRNGKey(args.seed))
@@ -187,8 +205,8 @@ def _add_dmrg(subparsers) -> None:
     parser.add_argument("--model", default="tfi", help="Hamiltonian; DMRG supports only 'tfi' so far (default tfi)")
     parser.add_argument("--lx", type=int, required=True, help="lattice length in x (>= 2)")
     parser.add_argument("--ly", type=int, required=True, help="lattice length in y (>= 2); MPS index x*ly+y")
-    parser.add_argument("--bc", choices=("open", "periodic"), default="open",
-                        help="boundary conditions (default open; periodic bonds become long-range MPO terms)")
+    parser.add_argument("--bc", choices=("open", "periodic"), required=True,
+                        help="boundary conditions (required: no default; periodic bonds become long-range MPO terms)")
     parser.add_argument("--g", type=float, required=True, help="transverse field of the TFI model (>= 0)")
     parser.add_argument("--states", type=int, default=1, help="number K of lowest levels (>= 1, default 1)")
     parser.add_argument("--chi", type=int, nargs="+", required=True,

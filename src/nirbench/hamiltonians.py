@@ -16,6 +16,7 @@ J1-J2: ``H = J1 sum_<ij> S_i.S_j + J2 sum_<<ij>> S_i.S_j`` with ``S = sigma / 2`
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 
 import jax.numpy as jnp
@@ -115,8 +116,8 @@ class TransverseFieldIsing(Hamiltonian):
     local_move = "flip"
 
     def __init__(self, lattice: SquareLattice, g: float):
-        if not g >= 0:
-            raise ValueError(f"the transverse field g must be >= 0, got {g}")
+        if not 0 <= g < math.inf:
+            raise ValueError(f"the transverse field g must be >= 0 and finite, got {g}")
         super().__init__(lattice)
         self.g = float(g)
         self.bonds = lattice.nearest_neighbours
@@ -162,6 +163,8 @@ class J1J2Heisenberg(Hamiltonian):
                 f"J1-J2 needs an even number of sites for the zero-magnetisation sector, "
                 f"got N = {lattice.n_sites} ({lattice.lx}x{lattice.ly})"
             )
+        if not (math.isfinite(j1) and math.isfinite(j2)):
+            raise ValueError(f"the couplings must be finite, got J1 = {j1}, J2 = {j2}")
         super().__init__(lattice)
         self.j1, self.j2 = float(j1), float(j2)
         nn, nnn = lattice.nearest_neighbours, lattice.next_nearest_neighbours

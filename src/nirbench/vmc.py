@@ -21,9 +21,9 @@ amplitude. All randomness derives from ``seed``: iteration ``i`` uses
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -42,7 +42,13 @@ from nirbench.estimators import energy_levels, local_energy_matrices, mean_energ
 from nirbench.evaluation import evaluate, evaluation_columns, sampler_jsd
 from nirbench.exact import basis_states
 from nirbench.hamiltonians import make_hamiltonian
-from nirbench.io import write_csv_atomically
+from nirbench.io import (
+    CHECKPOINT_META,
+    read_checkpoint,
+    read_checkpoint_meta,
+    write_checkpoint,
+    write_csv_atomically,
+)
 from nirbench.minsr import (
     jacobian_of_log_psi,
     layerwise_natural_gradient_tree,
@@ -53,6 +59,7 @@ from nirbench.minsr import (
 from nirbench.models import NETS, batched_log_prob, build_nqs
 from nirbench.models.symmetry import AVERAGES, OUTPUT_HEADS
 from nirbench.samplers import SAMPLERS, make_sampler
+from nirbench.samplers.exact import check_exact_size
 
 STEP_COLUMNS = [
     "step", "nqs_step", "energy", "energy_error", "energy_sigma", "variance",
@@ -70,7 +77,7 @@ class VMCConfig:
     model: str
     lx: int
     ly: int
-    bc: str = "periodic"
+    bc: str
     g: float | None = None
     j2: float | None = None
     states: int = 1
@@ -165,7 +172,7 @@ class VMCConfig:
         unknown = sorted(set(values) - set(known))
         if unknown:
             raise ValueError(f"unknown VMC option(s) {unknown}; allowed: {sorted(known)}")
-        missing = [name for name in ("model", "lx", "ly") if values.get(name) is None]
+        missing = [name for name in ("model", "lx", "ly", "bc") if values.get(name) is None]
         if missing:
             raise ValueError(f"missing required VMC option(s) {missing}")
         config = cls(**values)
@@ -174,11 +181,7 @@ class VMCConfig:
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike) -> VMCConfig:
-        with open(path) as handle:
-            values = yaml.safe_load(handle) or {}
-        if not isinstance(values, dict):
-            raise ValueError(f"{path}: expected a mapping of VMC options")  # noqa: TRY004 (bad input)
-        return cls.from_dict(values)
+        return cls.from_dict(read_options_file(path))
 
     def to_dict(self) -> dict:
         values = dataclasses.asdict(self)
@@ -238,13 +241,37 @@ class VMCConfig:
         )
 
 
+def read_options_file(path: str | os.PathLike) -> dict:
+    """The mapping of VMC options in the YAML file ``path`` (keys not checked here).
+
+    ``ValueError`` naming the file when it is missing, not YAML, or not a mapping.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"config file {path} does not exist")
+    try:
+        values = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise ValueError(f"config file {path} is not valid YAML ({str(error).splitlines()[0]})") from error
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ValueError(f"config file {path} must be a mapping of VMC options, got a {type(values).__name__}")  # noqa: TRY004 (bad input)
+    return values
+
+
 def load_reference(path: str | os.PathLike, hamiltonian, n_states: int) -> np.ndarray:
     """The ``n_states`` lowest reference energies from an ``ed`` or ``extrapolate`` CSV.
 
     The file must describe the same system: where it has ``model/lx/ly/bc/g/j2`` columns they
     must match ``hamiltonian.describe()``, otherwise ``ValueError``.
     """
-    frame = pd.read_csv(path)
+    if not Path(path).is_file():
+        raise ValueError(f"reference file {path} does not exist")
+    try:
+        frame = pd.read_csv(path)
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise ValueError(f"reference file {path} is not a CSV of energies ({type(error).__name__})") from error
     for key, expected in hamiltonian.describe().items():
         if key not in frame.columns or expected is None:
             continue
@@ -394,6 +421,12 @@ class VMCRun:
         self.reference = (
             load_reference(config.reference, self.hamiltonian, config.states) if config.reference else None
         )
+        if config.jsd_every:
+            try:
+                check_exact_size(config.states, self.hamiltonian.n_sites)
+            except ValueError as error:
+                raise ValueError(f"jsd_every needs the exact |Psi|^2: {str(error).split('; use')[0]}; "
+                                 "set jsd_every to 0 for this system") from error
         key = jax.random.PRNGKey(config.seed)
         model_key, sampler_key, self.key = jax.random.split(key, 3)
         self.nqs = build_nqs(
@@ -423,13 +456,13 @@ class VMCRun:
 
         ``ValueError`` naming the file when the checkpoint is missing or cannot be read.
         """
-        meta_path = Path(directory) / "meta.json"
-        if not meta_path.is_file():
-            raise ValueError(f"no checkpoint in {directory} ({meta_path.name} is missing)")
+        meta = read_checkpoint_meta(directory)
+        if meta is None:
+            raise ValueError(f"no checkpoint in {directory} ({CHECKPOINT_META} is missing)")
         try:
-            config = VMCConfig.from_dict(json.loads(meta_path.read_text())["config"])
-        except (UnicodeDecodeError, KeyError, TypeError, ValueError) as error:  # JSONDecodeError is a ValueError
-            raise ValueError(f"{meta_path}: not a nirbench checkpoint ({error})") from error
+            config = VMCConfig.from_dict(meta["config"])
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{Path(directory) / CHECKPOINT_META}: not a nirbench checkpoint ({error})") from error
         run = cls(config)
         run.load_checkpoint(directory)
         return run
@@ -439,36 +472,26 @@ class VMCRun:
         return (self.nqs, self.opt_state, self.sampler_state, self.key)
 
     def save_checkpoint(self, directory: str | os.PathLike) -> None:
-        """Write the NQS, optimiser, sampler state, key and log rows (atomically)."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        tmp = directory / "state.eqx.tmp"
-        eqx.tree_serialise_leaves(tmp, self._state_tree())
+        """Write the NQS, optimiser, sampler state, key and log rows as one checkpoint
+        (:func:`nirbench.io.write_checkpoint`: a kill never leaves a mixed or partial one)."""
         meta = {"iteration": self.iteration, "nqs_step": self.nqs_step, "config": self.config.to_dict()}
-        (directory / "meta.json.tmp").write_text(json.dumps(meta))
-        pd.DataFrame(self.rows).to_csv(directory / "rows.csv.tmp", index=False)
-        for name in ("state.eqx", "rows.csv", "meta.json"):
-            os.replace(directory / f"{name}.tmp", directory / name)
+        write_checkpoint(directory, self._state_tree(), meta, pd.DataFrame(self.rows))
 
     def load_checkpoint(self, directory: str | os.PathLike) -> bool:
-        """Restore from ``directory`` if it holds a checkpoint of the same config; return whether it did."""
-        directory = Path(directory)
-        if not (directory / "meta.json").exists():
+        """Restore from ``directory`` if it holds a checkpoint; return whether it did.
+
+        ``ValueError`` naming the file when the checkpoint is damaged (checksums), was written by
+        another configuration, or cannot be read; nothing is restored then.
+        """
+        meta = read_checkpoint_meta(directory)
+        if meta is None:
             return False
-        meta = json.loads((directory / "meta.json").read_text())
         if meta["config"] != self.config.to_dict():
             raise ValueError(f"checkpoint in {directory} was written by a different configuration")
-        try:
-            (self.nqs, self.opt_state, self.sampler_state, self.key) = eqx.tree_deserialise_leaves(
-                directory / "state.eqx", self._state_tree()
-            )
-        except Exception as error:  # equinox/numpy raise several kinds for a damaged or foreign file
-            raise ValueError(
-                f"{directory / 'state.eqx'}: cannot be read as this run's state ({type(error).__name__}: {error})"
-            ) from error
+        tree, meta, rows = read_checkpoint(directory, self._state_tree())
+        (self.nqs, self.opt_state, self.sampler_state, self.key) = tree
         self.iteration, self.nqs_step = meta["iteration"], meta["nqs_step"]
-        rows_path = directory / "rows.csv"
-        self.rows = pd.read_csv(rows_path).to_dict("records") if rows_path.stat().st_size > 1 else []
+        self.rows = rows.to_dict("records")
         return True
 
     # ------------------------------------------------------------------ training
@@ -539,9 +562,11 @@ class VMCRun:
         try:
             while self.nqs_step < c.steps:
                 row = self.step()
-                bar.update(row["nqs_updated"])
-                bar.set_postfix(energy=f"{row['energy']:.6f}", eff=f"{row['efficiency']:.2f}")
                 retries = 0 if row["nqs_updated"] else retries + 1
+                bar.update(row["nqs_updated"])
+                # NIR iterations that only retrain the proposal do not advance the bar: they are counted here
+                bar.set_postfix(energy=f"{row['energy']:.6f}", eff=f"{row['efficiency']:.2f}",
+                                iteration=self.iteration, retraining=retries)
                 if retries >= c.max_retries:
                     status = "stalled"
                     break
@@ -571,8 +596,8 @@ def run(config: VMCConfig, steps_csv, summary_csv, checkpoint_dir=None, resume=F
     """Train, evaluate and write the steps and summary CSVs (atomically). Returns the summary row."""
     wall_start = time.perf_counter()
     vmc = VMCRun(config)
-    if resume and checkpoint_dir:
-        vmc.load_checkpoint(checkpoint_dir)
+    if resume and checkpoint_dir and not vmc.load_checkpoint(checkpoint_dir):
+        print(f"no checkpoint in {checkpoint_dir}: starting afresh", file=sys.stderr)
     status = vmc.train(checkpoint_dir, progress=progress)
     final = vmc.evaluate()
     steps = pd.DataFrame(vmc.rows)
