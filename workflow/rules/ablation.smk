@@ -8,7 +8,7 @@ rule collect_table1:
         summaries=run_files(table1_runs(), "summary.csv") if enabled("table1") else [],
         configs=run_files(table1_runs(), "run.yaml") if enabled("table1") else [],
     output:
-        f"{RESULTS}/table1_runs.csv",
+        report(f"{RESULTS}/table1_runs.csv", caption="../report/runs_table.rst", category="Tables", subcategory="Collected runs"),
     params:
         mode="summaries",
         experiment="table1",

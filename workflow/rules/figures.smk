@@ -32,7 +32,7 @@ rule plot_fig2_energy_vs_g:
     input:
         f"{RESULTS}/fig2_runs.csv",
     output:
-        png=f"{FIGURES}/fig2_energy_vs_g.png",
+        png=report(f"{FIGURES}/fig2_energy_vs_g.png", caption="../report/fig2_energy_vs_g.rst", category="Figures"),
         pdf=f"{FIGURES}/fig2_energy_vs_g.pdf",
     log:
         f"{RESULTS}/logs/figures/fig2_energy_vs_g.log",
@@ -48,7 +48,7 @@ rule plot_fig2_training:
     input:
         f"{RESULTS}/fig2_training.csv",
     output:
-        png=f"{FIGURES}/fig2_training.png",
+        png=report(f"{FIGURES}/fig2_training.png", caption="../report/fig2_training.rst", category="Figures"),
         pdf=f"{FIGURES}/fig2_training.pdf",
     log:
         f"{RESULTS}/logs/figures/fig2_training.log",
@@ -64,7 +64,7 @@ rule plot_fig3_jsd:
     input:
         f"{RESULTS}/fig3_jsd.csv",
     output:
-        png=f"{FIGURES}/fig3_jsd.png",
+        png=report(f"{FIGURES}/fig3_jsd.png", caption="../report/fig3_jsd.rst", category="Figures"),
         pdf=f"{FIGURES}/fig3_jsd.pdf",
     log:
         f"{RESULTS}/logs/figures/fig3_jsd.log",
@@ -80,7 +80,7 @@ rule plot_fig4_levels:
     input:
         f"{RESULTS}/fig4_levels.csv",
     output:
-        png=f"{FIGURES}/fig4_levels.png",
+        png=report(f"{FIGURES}/fig4_levels.png", caption="../report/fig4_levels.rst", category="Figures"),
         pdf=f"{FIGURES}/fig4_levels.pdf",
     params:
         chi_shown=EXPERIMENTS["fig4"]["dmrg_chi_shown"],
@@ -98,7 +98,7 @@ rule plot_fig4_error:
     input:
         f"{RESULTS}/fig4_levels.csv",
     output:
-        png=f"{FIGURES}/fig4_error.png",
+        png=report(f"{FIGURES}/fig4_error.png", caption="../report/fig4_error.rst", category="Figures"),
         pdf=f"{FIGURES}/fig4_error.pdf",
     params:
         chi_shown=EXPERIMENTS["fig4"]["dmrg_chi_shown"],
@@ -117,8 +117,8 @@ rule make_table1:
     input:
         f"{RESULTS}/table1_runs.csv",
     output:
-        csv=f"{RESULTS}/table1.csv",
-        md=f"{RESULTS}/table1.md",
+        csv=report(f"{RESULTS}/table1.csv", caption="../report/table1.rst", category="Tables"),
+        md=report(f"{RESULTS}/table1.md", caption="../report/table1.rst", category="Tables"),
     log:
         f"{RESULTS}/logs/figures/table1.log",
     threads: 1

@@ -6,7 +6,7 @@ rule provenance:
     input:
         final_targets(),
     output:
-        f"{RESULTS}/provenance.json",
+        report(f"{RESULTS}/provenance.json", caption="../report/provenance.rst", category="Provenance"),
     params:
         start_file=START_FILE,
         benchmarks=f"{RESULTS}/benchmarks",

@@ -10,8 +10,13 @@ rule varbench:
         summaries=run_files(all_runs(), "summary.csv"),
         configs=run_files(all_runs(), "run.yaml"),
     output:
-        dir=directory(f"{RESULTS}/varbench"),
-        index=f"{RESULTS}/varbench_runs.csv",
+        dir=report(
+            directory(f"{RESULTS}/varbench"),
+            patterns=["{hamiltonian}/{name}.md"],
+            caption="../report/varbench_table.rst",
+            category="varbench",
+        ),
+        index=report(f"{RESULTS}/varbench_runs.csv", caption="../report/varbench.rst", category="varbench"),
     log:
         f"{RESULTS}/logs/varbench.log",
     threads: 1

@@ -59,7 +59,7 @@ rule collect_fig2_runs:
         summaries=run_files(fig2_runs(), "summary.csv") if enabled("fig2") else [],
         configs=run_files(fig2_runs(), "run.yaml") if enabled("fig2") else [],
     output:
-        f"{RESULTS}/fig2_runs.csv",
+        report(f"{RESULTS}/fig2_runs.csv", caption="../report/runs_table.rst", category="Tables", subcategory="Collected runs"),
     params:
         mode="summaries",
         experiment="fig2",
@@ -81,7 +81,7 @@ rule collect_fig2_training:
         summaries=run_files(fig2_training_runs(), "summary.csv") if enabled("fig2") else [],
         configs=run_files(fig2_training_runs(), "run.yaml") if enabled("fig2") else [],
     output:
-        f"{RESULTS}/fig2_training.csv",
+        report(f"{RESULTS}/fig2_training.csv", caption="../report/runs_table.rst", category="Tables", subcategory="Collected runs"),
     params:
         mode="steps",
         experiment="fig2",
