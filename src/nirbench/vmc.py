@@ -59,11 +59,13 @@ from nirbench.minsr import (
 from nirbench.models import NETS, batched_log_prob, build_nqs
 from nirbench.models.symmetry import AVERAGES, OUTPUT_HEADS
 from nirbench.samplers import SAMPLERS, make_sampler
+from nirbench.samplers.base import log_effective_sample_size
 from nirbench.samplers.exact import check_exact_size
 
 STEP_COLUMNS = [
     "step", "nqs_step", "energy", "energy_error", "energy_sigma", "variance",
-    "ess", "efficiency", "n_proposed", "acceptance", "nqs_updated", "seconds", "jsd", "jsd_exact",
+    "ess", "efficiency", "n_proposed", "acceptance", "nqs_updated", "step_scale", "predicted_efficiency",
+    "seconds", "jsd", "jsd_exact",
 ]  # fmt: skip
 
 
@@ -106,6 +108,10 @@ class VMCConfig:
     proposal_heads: int = 4
     proposal_lr: float = 1e-3
     proposal_train_steps: int = 1
+    proposal_retrain_steps: int | None = None
+    proposal_training: str = "batch"
+    gate_smoothing: float = 0.0
+    trust_region: float | None = None
     proposal_dtype: str = "float32"
     p_floor: float = 1e-4
     alpha_ess: float = 2.0
@@ -149,6 +155,10 @@ class VMCConfig:
         "proposal_dim": "NIR proposal embedding dimension", "proposal_layers": "NIR proposal Transformer layers",
         "proposal_heads": "NIR proposal attention heads", "proposal_lr": "NIR proposal learning rate",
         "proposal_train_steps": "NIR proposal Adam steps per sampled batch (paper: 1)",
+        "proposal_retrain_steps": "NIR proposal Adam steps in a call whose efficiency is below alpha_eff (default: proposal_train_steps)",
+        "proposal_training": "NIR proposal training data: batch (the returned batch, paper) or proposals (fresh minibatches drawn from the whole weighted proposal set)",
+        "gate_smoothing": "NIR: the gate compares a moving average of the efficiency with this weight on the past, in [0, 1) (0: paper)",
+        "trust_region": "NIR: halve an NQS step until its predicted efficiency on the current proposals is >= this fraction of the current one, in (0, 1] (unset: off)",
         "proposal_dtype": "NIR proposal precision: float32 or float64 (the importance weights use the NQS precision)",
         "p_floor": "floor on every conditional probability of the proposal, in [0, 0.5)",
         "alpha_ess": "NIR: propose until ESS >= alpha_ess * batch", "alpha_eff": "NIR: update the NQS only if ESS/n_proposed >= alpha_eff",
@@ -224,6 +234,12 @@ class VMCConfig:
             raise ValueError(f"max_minutes must be > 0, got {self.max_minutes}")
         if not 0 < self.sampling_power <= 1:
             raise ValueError(f"sampling_power must be in (0, 1], got {self.sampling_power}")
+        if self.trust_region is not None and not 0 < self.trust_region <= 1:
+            raise ValueError(f"trust_region must be in (0, 1], got {self.trust_region}")
+        if self.trust_region is not None and self.sampler != "nir":
+            raise ValueError("trust_region needs the NIR sampler (it predicts the change of NIR's importance weights)")
+        if not 0 <= self.gate_smoothing < 1:
+            raise ValueError(f"gate_smoothing must be in [0, 1), got {self.gate_smoothing}")
 
     def learning_rate(self) -> float | optax.Schedule:
         """The NQS learning rate as a function of the update count.
@@ -365,8 +381,9 @@ def energy_gradient(nqs, configs, weights, eps):
 
 
 @eqx.filter_jit
-def update(nqs, opt_state, optimizer, configs, weights, eps, diag_shift, use_minsr):
-    """One NQS update from a weighted batch; returns ``(nqs, opt_state, finite)``.
+def nqs_updates(nqs, opt_state, optimizer, configs, weights, eps, diag_shift, use_minsr):
+    """One NQS step from a weighted batch; returns ``(updates, opt_state, finite)`` (``updates`` a
+    pytree like the NQS, to be applied with ``eqx.apply_updates``, possibly scaled).
 
     With minSR the direction is the natural gradient of ``tr <E_loc>``; otherwise the plain
     gradient ``2 Re <conj(O_c) eps_c>`` (paper eq. 6), via a surrogate whose real-parameter
@@ -385,7 +402,26 @@ def update(nqs, opt_state, optimizer, configs, weights, eps, diag_shift, use_min
     updates, opt_state = optimizer.update(direction, opt_state, params)
     flat = jax.tree_util.tree_leaves(eqx.filter(updates, eqx.is_inexact_array))
     finite = jnp.all(jnp.array([jnp.all(jnp.isfinite(leaf)) for leaf in flat]))
+    return updates, opt_state, finite
+
+
+def update(nqs, opt_state, optimizer, configs, weights, eps, diag_shift, use_minsr):
+    """One NQS update from a weighted batch (:func:`nqs_updates`, applied): ``(nqs, opt_state, finite)``."""
+    updates, opt_state, finite = nqs_updates(nqs, opt_state, optimizer, configs, weights, eps, diag_shift, use_minsr)
     return eqx.apply_updates(nqs, updates), opt_state, finite
+
+
+#: the trust region halves a step at most this many times (smallest scale 2^-8)
+MAX_STEP_HALVINGS = 8
+
+
+@eqx.filter_jit
+def predicted_efficiency(log_prob_fn, nqs, configs, log_q, n_proposed):
+    """``ESS / n_proposed`` of the weights ``log_prob_fn(nqs, configs) - log_q`` over a proposal set
+    ``(M, K, N)``, ``(M,)``: the efficiency the same proposals would have for ``nqs``."""
+    return jnp.exp(log_effective_sample_size(log_prob_fn(nqs, configs) - log_q)) / n_proposed
+
+
 
 
 def sampler_options(c: VMCConfig) -> dict:
@@ -394,7 +430,8 @@ def sampler_options(c: VMCConfig) -> dict:
         return {
             "n_states": c.states, "alpha_ess": c.alpha_ess, "alpha_eff": c.alpha_eff, "embed_dim": c.proposal_dim, "n_heads": c.proposal_heads,
             "n_layers": c.proposal_layers, "p_floor": c.p_floor, "learning_rate": c.proposal_lr,
-            "train_steps": c.proposal_train_steps, "loss": c.nir_loss,
+            "train_steps": c.proposal_train_steps, "loss": c.nir_loss, "retrain_steps": c.proposal_retrain_steps,
+            "training": c.proposal_training, "gate_smoothing": c.gate_smoothing,
             "mode": c.nir_mode, "adaptive": c.nir_fixed_batches is None, "n_proposal_batches": c.nir_fixed_batches,
             "symmetrize": c.symmetrize_proposal, "proposal_dtype": c.proposal_dtype,
         }  # fmt: skip
@@ -523,13 +560,16 @@ class VMCRun:
         if c.jsd_every and self.iteration % c.jsd_every == 0:  # the sampler that drew this batch, frozen
             jsd, jsd_exact = sampler_jsd(self, state_before, jsd_key, c.jsd_samples)
         updated = bool(stats["nqs_update"])
+        scale = predicted = math.nan
         if updated:
-            nqs, opt_state, finite = update(
+            updates, opt_state, finite = nqs_updates(
                 self.nqs, self.opt_state, self.optimizer, batch.configs, batch.weights, eps, c.diag_shift, c.minsr
             )
             if not bool(finite):
                 raise NonFiniteError(f"the NQS update became non-finite at iteration {self.iteration}")
-            self.nqs, self.opt_state = nqs, opt_state
+            scale, predicted = self._trust_region(updates, batch, stats)
+            scaled = updates if scale == 1.0 else jax.tree_util.tree_map(lambda u: scale * u, updates)
+            self.nqs, self.opt_state = eqx.apply_updates(self.nqs, scaled), opt_state
             self.nqs_step += 1
         row = {
             "step": self.iteration, "nqs_step": self.nqs_step, "energy": energy,
@@ -538,12 +578,35 @@ class VMCRun:
             # Metropolis: the batch's effective size from its autocorrelation time
             "ess": n_effective if c.sampler == "mcmc" else stats["ess"], "efficiency": stats["efficiency"],
             "n_proposed": stats["n_proposed"], "acceptance": stats["acceptance"], "nqs_updated": int(updated),
+            "step_scale": scale, "predicted_efficiency": predicted,
             "seconds": time.perf_counter() - start, "jsd": jsd, "jsd_exact": jsd_exact,
         }  # fmt: skip
         row.update({f"e_{k}": float(e) for k, e in enumerate(np.asarray(levels))})
         self.rows.append(row)
         self.iteration += 1
         return row
+
+    def _trust_region(self, updates, batch, stats) -> tuple[float, float]:
+        """The scale ``2^-h`` applied to an NQS step, and the efficiency predicted for it.
+
+        Without ``trust_region`` (or a proposal set): ``(1, nan)``. Otherwise the step is halved
+        (at most :data:`MAX_STEP_HALVINGS` times) until the efficiency of this call's proposals
+        re-weighted for the new NQS, :func:`predicted_efficiency`, is at least ``trust_region``
+        times this call's efficiency; if even the smallest step falls short, the smallest is taken.
+        """
+        if self.config.trust_region is None or batch.proposal_configs is None:
+            return 1.0, math.nan
+        bound = self.config.trust_region * stats["efficiency"]
+        scale = 1.0
+        for halving in range(MAX_STEP_HALVINGS + 1):
+            trial = eqx.apply_updates(self.nqs, jax.tree_util.tree_map(lambda u, s=scale: s * u, updates))
+            predicted = float(predicted_efficiency(
+                self.log_prob_fn, trial, batch.proposal_configs, batch.proposal_log_q, stats["n_proposed"]
+            ))  # fmt: skip
+            if predicted >= bound or halving == MAX_STEP_HALVINGS:
+                return scale, predicted
+            scale /= 2
+        raise AssertionError("unreachable")
 
     def train(self, checkpoint_dir=None, progress: bool = True) -> str:
         """Run until ``steps`` NQS updates; return ``"completed"``, ``"stalled"`` or ``"time_limit"``.

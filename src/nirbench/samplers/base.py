@@ -60,6 +60,10 @@ class SampleBatch(NamedTuple):
             proposal set it was resampled from (rows with equal ``source`` are duplicates).
         source_weights: resampled NIR only: ``(B,)`` float, that proposal's self-normalised
             importance weight in the proposal set (``w_i / sum_j w_j`` over all proposals).
+        proposal_configs, proposal_log_q: NIR only: the whole proposal set of the call,
+            ``(M, K, N)`` and the proposal's ``log q`` of each ``(M,)`` (padded to a power of two
+            rounds with rows of ``log q = +inf``, which weigh nothing), so that the effect of an NQS
+            step on the importance weights can be predicted (the VMC trust region).
 
     :func:`nirbench.estimators.standard_error` turns these into an honest standard error.
     """
@@ -69,6 +73,8 @@ class SampleBatch(NamedTuple):
     n_chains: int | None = None
     source: jax.Array | None = None
     source_weights: jax.Array | None = None
+    proposal_configs: jax.Array | None = None
+    proposal_log_q: jax.Array | None = None
 
 
 def uniform_weights(batch_size: int) -> jax.Array:

@@ -12,16 +12,28 @@ One call of :meth:`NIRSampler.sample`:
    (multinomial, ``jax.random.categorical``) and return them with uniform weights ``1/B``.
    ``mode="importance"``: return the whole weighted proposal set (``n_rounds * batch_size``
    configurations) with self-normalised weights; estimators must use ``batch.weights``.
-4. Train ``q`` for ``train_steps`` Adam steps:
+4. Train ``q`` for ``train_steps`` Adam steps (``retrain_steps`` when the efficiency is below
+   ``alpha_eff``):
 
-   * ``loss="forward"`` (eq. 9/11): on the resampled configurations, each with its K blocks
-     randomly permuted (section 3.3); in importance mode, the *weighted* forward KL on the
-     whole proposal set (self-normalised weights, blocks permuted).
+   * ``loss="forward"`` (eq. 9/11), ``training="batch"`` (paper): every step on the returned
+     batch: the resampled configurations, each with its K blocks randomly permuted (section 3.3);
+     in importance mode, the *weighted* forward KL on the whole proposal set (self-normalised
+     weights, blocks permuted).
+   * ``loss="forward"``, ``training="proposals"`` (beyond the paper): every step on a fresh
+     minibatch of ``batch_size`` configurations drawn with probability ``∝ w`` from the *whole*
+     weighted proposal set of the call (blocks permuted): an unbiased estimate of the gradient of
+     the forward KL weighted over everything that was proposed, instead of reusing the same
+     ``B`` resampled tuples (duplicates) at every step.
    * ``loss="backward"`` (eq. 10/12): on a fresh batch from ``q`` scored by ``log_prob_fn``.
 
 5. ``efficiency = ESS / n_proposed``; ``nqs_update = efficiency >= alpha_eff`` (always ``True``
-   when ``adaptive=False``, unless every weight is zero). When it is ``False`` the VMC loop should
-   discard the batch and call ``sample`` again (the proposal has just been retrained).
+   when ``adaptive=False``, unless every weight is zero). With ``gate_smoothing = s > 0`` the gate
+   compares the exponential moving average ``s * previous + (1 - s) * efficiency`` (kept in the
+   state) instead of one noisy value. When it is ``False`` the VMC loop should discard the batch
+   and call ``sample`` again (the proposal has just been retrained).
+
+The returned batch also carries the whole proposal set (``proposal_configs``, ``proposal_log_q``)
+so that the VMC loop can predict how an NQS step would change the weights (its trust region).
 
 Symmetry-augmented proposal (beyond the paper, ``symmetrize=True``): every proposed K-tuple
 ``s ~ q`` is replaced by ``g s`` with ``g`` uniform in the group
@@ -72,6 +84,9 @@ from nirbench.samplers.base import (
 )
 
 LOSSES = ("forward", "backward")
+TRAININGS = ("batch", "proposals")
+#: most proposal Adam steps in one call
+MAX_TRAIN_STEPS = 256
 MODES = ("resample", "importance")
 PROPOSAL_DTYPES = ("float32", "float64")
 
@@ -187,10 +202,12 @@ class _Kernel:
 
 
 class NIRState(eqx.Module):
-    """State of :class:`NIRSampler`: the proposal network and its Adam state."""
+    """State of :class:`NIRSampler`: the proposal network, its Adam state, and the smoothed
+    efficiency of the gate (``()`` float, ``nan`` before the first call)."""
 
     proposal: TransformerProposal
     opt_state: optax.OptState
+    efficiency_ema: jax.Array
 
 
 class NIRSampler(Sampler):
@@ -208,7 +225,13 @@ class NIRSampler(Sampler):
         embed_dim, n_heads, n_layers, p_floor: proposal architecture (``p_floor`` in ``[0, 0.5)``).
         learning_rate: Adam learning rate of the proposal (> 0).
         loss: ``"forward"`` or ``"backward"`` KL.
-        train_steps: proposal optimiser steps per call (>= 0).
+        train_steps: proposal optimiser steps per call (>= 0, at most ``MAX_TRAIN_STEPS``).
+        retrain_steps: optimiser steps in a call whose efficiency is below ``alpha_eff`` (default
+            ``train_steps``): more training where the proposal has fallen behind, bounded.
+        training: ``"batch"`` (paper: train on the returned batch) or ``"proposals"`` (fresh
+            minibatches drawn from the whole weighted proposal set; see the module docstring).
+        gate_smoothing: ``s`` in ``[0, 1)``; the gate compares the moving average of the efficiency
+            with weight ``s`` on the past (0: the paper's gate on this call's efficiency).
         mode: ``"resample"`` (uniform weights) or ``"importance"`` (weighted proposal set).
         adaptive: ``False`` draws exactly ``n_proposal_batches`` batches and sets ``nqs_update=True``.
         n_proposal_batches: batches per call when not adaptive (default 1).
@@ -223,7 +246,8 @@ class NIRSampler(Sampler):
 
     Stats: ``ess``, ``n_proposed`` (``n_rounds * B``), ``efficiency = ess / n_proposed``,
     ``nqs_update``, ``proposal_loss`` (last training step's loss; for ``"backward"`` the surrogate
-    value), ``n_rounds``; ``acceptance`` is ``nan``.
+    value), ``n_rounds``, ``smoothed_efficiency`` (what the gate compared), ``train_steps`` (proposal
+    Adam steps taken); ``acceptance`` is ``nan``.
     """
 
     n_states: int = eqx.field(static=True)
@@ -238,6 +262,9 @@ class NIRSampler(Sampler):
     learning_rate: float = eqx.field(static=True, default=1e-3)
     loss: str = eqx.field(static=True, default="forward")
     train_steps: int = eqx.field(static=True, default=1)
+    retrain_steps: int | None = eqx.field(static=True, default=None)
+    training: str = eqx.field(static=True, default="batch")
+    gate_smoothing: float = eqx.field(static=True, default=0.0)
     mode: str = eqx.field(static=True, default="resample")
     adaptive: bool = eqx.field(static=True, default=True)
     n_proposal_batches: int | None = eqx.field(static=True, default=None)
@@ -269,6 +296,15 @@ class NIRSampler(Sampler):
         check_choice("loss", self.loss, LOSSES)
         check_choice("mode", self.mode, MODES)
         check_positive_int("train_steps", self.train_steps, minimum=0)
+        if self.retrain_steps is not None:
+            check_positive_int("retrain_steps", self.retrain_steps, minimum=0)
+        if max(self.train_steps, self.retrain_steps or 0) > MAX_TRAIN_STEPS:
+            raise ValueError(f"train_steps and retrain_steps must be at most {MAX_TRAIN_STEPS}")
+        check_choice("training", self.training, TRAININGS)
+        if self.training == "proposals" and self.loss != "forward":
+            raise ValueError("training='proposals' applies to the forward KL only")
+        if not (isinstance(self.gate_smoothing, (int, float)) and 0 <= self.gate_smoothing < 1):
+            raise ValueError(f"gate_smoothing must be in [0, 1), got {self.gate_smoothing!r}")
         if self.n_proposal_batches is not None:
             check_positive_int("n_proposal_batches", self.n_proposal_batches)
             if self.adaptive:
@@ -323,7 +359,7 @@ class NIRSampler(Sampler):
     def frozen(self) -> NIRSampler:
         """The same sampler without proposal training (``train_steps = 0``): measurements draw from
         the proposal as it stands. The adaptive proposal loop and the efficiency gate are kept."""
-        return dataclasses.replace(self, train_steps=0)
+        return dataclasses.replace(self, train_steps=0, retrain_steps=0)
 
     def init(self, key, n_states: int, n_sites: int, proposal: TransformerProposal | None = None) -> NIRState:
         """A fresh (or the given) proposal over ``T = K * N`` tokens and its Adam state."""
@@ -339,7 +375,7 @@ class NIRSampler(Sampler):
         elif proposal.n_tokens != self.n_tokens:
             raise ValueError(f"the proposal has {proposal.n_tokens} tokens, expected K*N = {self.n_tokens}")
         opt_state = self.optimizer.init(eqx.filter(proposal, eqx.is_inexact_array))
-        return NIRState(proposal, opt_state)
+        return NIRState(proposal, opt_state, jnp.array(jnp.nan))
 
     def sample(self, log_prob_fn: LogProbFn, nqs, state: NIRState, key):
         key_propose, key_resample, key_train = jax.random.split(key, 3)
@@ -348,8 +384,8 @@ class NIRSampler(Sampler):
         log_target = math.log(self.alpha_ess * self.batch_size)
         while True:
             key_propose, key_round = jax.random.split(key_propose)
-            configs, log_w, lse, lse_sq = _propose(self.kernel, log_prob_fn, nqs, state.proposal, key_round)
-            rounds.append((configs, log_w))
+            configs, log_w, log_q, lse, lse_sq = _propose(self.kernel, log_prob_fn, nqs, state.proposal, key_round)
+            rounds.append((configs, log_w, log_q))
             log_sum, log_sum_sq = np.logaddexp(log_sum, float(lse)), np.logaddexp(log_sum_sq, float(lse_sq))
             if math.isnan(log_sum) or math.isnan(log_sum_sq):
                 raise FloatingPointError("NIR: log_prob_fn or the proposal returned NaN importance weights")
@@ -365,37 +401,51 @@ class NIRSampler(Sampler):
 
         # pad to a power-of-two number of rounds with zero-weight filler: few distinct shapes to compile
         padded = 1 << (n_rounds - 1).bit_length()
-        filler = (rounds[0][0], jnp.full_like(rounds[0][1], -jnp.inf))
-        configs, log_w, weights = _concatenate_rounds(rounds + [filler] * (padded - n_rounds))
+        filler = (rounds[0][0], jnp.full_like(rounds[0][1], -jnp.inf), jnp.full_like(rounds[0][2], jnp.inf))
+        configs, log_w, log_q, weights = _concatenate_rounds(rounds + [filler] * (padded - n_rounds))
+        # the padded set (filler rows have log q = +inf: weight zero under any NQS)
+        proposal_set = {"proposal_configs": configs, "proposal_log_q": log_q}
         if self.mode == "resample":
             picked = _resample(self.kernel, log_w, key_resample)
             batch = SampleBatch(
-                configs[picked], uniform_weights(self.batch_size), source=picked, source_weights=weights[picked]
+                configs[picked], uniform_weights(self.batch_size), source=picked, source_weights=weights[picked],
+                **proposal_set,
             )
             training = (batch.configs, None)
         else:
-            batch = SampleBatch(*_drop_impossible(configs[:n_proposed], weights[:n_proposed]))
+            batch = SampleBatch(*_drop_impossible(configs[:n_proposed], weights[:n_proposed]), **proposal_set)
             training = (configs, weights)
+        if self.training == "proposals":
+            training = (configs, log_w)
 
-        proposal, opt_state, loss = self._train(log_prob_fn, nqs, state, training, key_train)
+        # the gate: this call's efficiency, or its moving average
+        smoothing = self.gate_smoothing
+        previous = float(state.efficiency_ema)
+        smoothed = efficiency if (smoothing == 0 or math.isnan(previous)) else smoothing * previous + (1 - smoothing) * efficiency
         # without any non-zero weight the batch is meaningless, whatever the mode
-        nqs_update = ess > 0 and ((efficiency >= self.alpha_eff) if self.adaptive else True)
+        nqs_update = ess > 0 and ((smoothed >= self.alpha_eff) if self.adaptive else True)
+        n_steps = self.train_steps if (efficiency >= self.alpha_eff or self.retrain_steps is None) else self.retrain_steps
+        proposal, opt_state, loss = self._train(log_prob_fn, nqs, state, training, key_train, n_steps)
         stats = default_stats(
             ess=ess, n_proposed=n_proposed, efficiency=efficiency, nqs_update=nqs_update,
-            proposal_loss=loss, n_rounds=n_rounds,
+            proposal_loss=loss, n_rounds=n_rounds, smoothed_efficiency=smoothed, train_steps=n_steps,
         )
-        return batch, NIRState(proposal, opt_state), stats
+        return batch, NIRState(proposal, opt_state, jnp.array(smoothed)), stats
 
-    def _train(self, log_prob_fn, nqs, state: NIRState, training, key):
-        """``train_steps`` proposal updates on ``training = (configs, weights or None)``."""
+    def _train(self, log_prob_fn, nqs, state: NIRState, training, key, n_steps: int):
+        """``n_steps`` proposal updates on ``training``: ``(configs, weights or None)`` (the batch),
+        or ``(configs, log_w)`` of the whole proposal set with ``training="proposals"``."""
         proposal, opt_state, loss = state.proposal, state.opt_state, math.nan
         configs, weights = training
-        for _ in range(self.train_steps):
-            key, key_step = jax.random.split(key)
+        for _ in range(n_steps):
+            key, key_step, key_pick = jax.random.split(key, 3)
             if self.loss == "backward":
                 proposal, opt_state, loss = _backward_step(
                     self.kernel, self.optimizer, log_prob_fn, nqs, proposal, opt_state, key_step
                 )
+            elif self.training == "proposals":
+                picked = configs[_resample(self.kernel, weights, key_pick)]  # a fresh minibatch ∝ w
+                proposal, opt_state, loss = self._forward_step(proposal, opt_state, picked, key_step)
             else:
                 proposal, opt_state, loss = self._forward_step(proposal, opt_state, configs, key_step, weights)
         return proposal, opt_state, float(loss)
@@ -421,15 +471,17 @@ class NIRSampler(Sampler):
             rows = jax.random.choice(key_pick, configs.shape[0], (size,), replace=False)
             proposal, opt_state, loss = self._forward_step(proposal, opt_state, configs[rows], key_step)
             losses.append(float(loss))
-        return NIRState(proposal, opt_state), np.array(losses)
+        return NIRState(proposal, opt_state, state.efficiency_ema), np.array(losses)
 
 
 @jax.jit
 def _concatenate_rounds(rounds):
-    """List of ``(configs (B, K, N), log w (B,))`` -> concatenated configs, log w and softmax weights."""
-    configs = jnp.concatenate([c for c, _ in rounds])
-    log_w = jnp.concatenate([w for _, w in rounds])
-    return configs, log_w, jax.nn.softmax(log_w)
+    """List of ``(configs (B, K, N), log w (B,), log q (B,))`` -> concatenated configs, log w,
+    log q and the softmax weights."""
+    configs = jnp.concatenate([c for c, _, _ in rounds])
+    log_w = jnp.concatenate([w for _, w, _ in rounds])
+    log_q = jnp.concatenate([q for _, _, q in rounds])
+    return configs, log_w, log_q, jax.nn.softmax(log_w)
 
 
 @jax.jit
@@ -462,8 +514,8 @@ def _training_tokens(sampler: _Kernel, configs, key):
 
 @eqx.filter_jit
 def _propose(sampler: _Kernel, log_prob_fn, nqs, proposal: TransformerProposal, key):
-    """One proposal batch: ``configs (B, K, N)`` int8, ``log w (B,) = log |Psi|^2 - log q``, and the
-    round's ``logsumexp(log w)`` and ``logsumexp(2 log w)`` (for the running ESS)."""
+    """One proposal batch: ``configs (B, K, N)`` int8, ``log w (B,) = log |Psi|^2 - log q``, ``log q
+    (B,)``, and the round's ``logsumexp(log w)`` and ``logsumexp(2 log w)`` (for the running ESS)."""
     key_sample, key_group = jax.random.split(key)
     tokens, log_q = proposal.sample(key_sample, sampler.batch_size)
     configs = tokens_to_spins(tokens, sampler.n_states, sampler.n_sites)
@@ -474,7 +526,7 @@ def _propose(sampler: _Kernel, log_prob_fn, nqs, proposal: TransformerProposal, 
     log_p = log_prob_fn(nqs, configs)
     dtype = jnp.promote_types(log_p.dtype, log_q.dtype)
     log_w = log_p.astype(dtype) - log_q.astype(dtype)
-    return configs, log_w, logsumexp(log_w), logsumexp(2.0 * log_w)
+    return configs, log_w, log_q.astype(dtype), logsumexp(log_w), logsumexp(2.0 * log_w)
 
 
 @eqx.filter_jit
