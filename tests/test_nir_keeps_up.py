@@ -100,15 +100,15 @@ def test_the_trust_region_never_applies_a_step_below_its_bound():
     assert (updated["step_scale"] < 1).any()  # the bound is active at this learning rate
     ok = (updated["predicted_efficiency"] >= 0.9 * updated["efficiency"]) | (updated["step_scale"] == smallest)
     assert ok.all()
-    plain = VMCRun(VMCConfig(**{**options, "trust_region": None}))
-    plain.step()
-    assert plain.rows[0]["step_scale"] == 1 and np.isnan(plain.rows[0]["predicted_efficiency"])
+    for changes in ({"trust_region": None}, {"sampler": "mcmc"}):  # off, or a sampler without proposals
+        plain = VMCRun(VMCConfig(**{**options, **changes}))
+        plain.step()
+        assert plain.rows[0]["step_scale"] == 1 and np.isnan(plain.rows[0]["predicted_efficiency"])
 
 
 @pytest.mark.parametrize(
     "option, fragment",
     [(["--trust-region", "0"], "trust_region"), (["--trust-region", "1.5"], "trust_region"),
-     (["--trust-region", "0.5", "--sampler", "mcmc"], "needs the NIR sampler"),
      (["--gate-smoothing", "1"], "gate_smoothing"), (["--proposal-training", "all"], "training"),
      (["--proposal-retrain-steps", "1000"], "at most 256"),
      (["--proposal-training", "proposals", "--nir-loss", "backward"], "forward KL only")],

@@ -158,7 +158,7 @@ class VMCConfig:
         "proposal_retrain_steps": "NIR proposal Adam steps in a call whose efficiency is below alpha_eff (default: proposal_train_steps)",
         "proposal_training": "NIR proposal training data: batch (the returned batch, paper) or proposals (fresh minibatches drawn from the whole weighted proposal set)",
         "gate_smoothing": "NIR: the gate compares a moving average of the efficiency with this weight on the past, in [0, 1) (0: paper)",
-        "trust_region": "NIR: halve an NQS step until its predicted efficiency on the current proposals is >= this fraction of the current one, in (0, 1] (unset: off)",
+        "trust_region": "NIR: halve an NQS step until its predicted efficiency on the current proposals is >= this fraction of the current one, in (0, 1] (unset: off; other samplers ignore it, like every NIR option)",
         "proposal_dtype": "NIR proposal precision: float32 or float64 (the importance weights use the NQS precision)",
         "p_floor": "floor on every conditional probability of the proposal, in [0, 0.5)",
         "alpha_ess": "NIR: propose until ESS >= alpha_ess * batch", "alpha_eff": "NIR: update the NQS only if ESS/n_proposed >= alpha_eff",
@@ -236,8 +236,6 @@ class VMCConfig:
             raise ValueError(f"sampling_power must be in (0, 1], got {self.sampling_power}")
         if self.trust_region is not None and not 0 < self.trust_region <= 1:
             raise ValueError(f"trust_region must be in (0, 1], got {self.trust_region}")
-        if self.trust_region is not None and self.sampler != "nir":
-            raise ValueError("trust_region needs the NIR sampler (it predicts the change of NIR's importance weights)")
         if not 0 <= self.gate_smoothing < 1:
             raise ValueError(f"gate_smoothing must be in [0, 1), got {self.gate_smoothing}")
 
@@ -420,8 +418,6 @@ def predicted_efficiency(log_prob_fn, nqs, configs, log_q, n_proposed):
     """``ESS / n_proposed`` of the weights ``log_prob_fn(nqs, configs) - log_q`` over a proposal set
     ``(M, K, N)``, ``(M,)``: the efficiency the same proposals would have for ``nqs``."""
     return jnp.exp(log_effective_sample_size(log_prob_fn(nqs, configs) - log_q)) / n_proposed
-
-
 
 
 def sampler_options(c: VMCConfig) -> dict:
