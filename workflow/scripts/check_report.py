@@ -27,7 +27,7 @@ TABLES = [
 def embedded(report: str) -> dict:
     with open(report, encoding="utf-8") as handle:
         text = handle.read()
-    match = re.search(r"var results = (\{.*?\});\n", text, re.S)
+    match = re.search(r"var results = (\{.*?\});\n", text, re.DOTALL)
     if not match:
         raise SystemExit(f"{report}: no results object (not a Snakemake HTML report?)")
     return json.loads(match.group(1))
