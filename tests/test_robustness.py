@@ -142,3 +142,17 @@ def test_every_subcommand_requires_the_boundary_condition(capsys, command):
     with pytest.raises(SystemExit) as exit_info:
         main(command)
     assert exit_info.value.code == 2 and "--bc" in capsys.readouterr().err
+
+
+def test_a_run_whose_pipeline_has_gone_checkpoints_and_stops(tmp_path, monkeypatch, capsys):
+    import subprocess
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a PID that no longer runs
+    monkeypatch.setenv("NIRBENCH_STOP_WITH_PID", str(gone.pid))
+    with pytest.raises(SystemExit, match="has gone"):
+        _vmc(tmp_path, "--checkpoint-dir", str(tmp_path / "ck"), steps=3)
+    assert (tmp_path / "ck" / "meta.json").is_file() and not (tmp_path / "run.csv").exists()
+    monkeypatch.setenv("NIRBENCH_STOP_WITH_PID", str(os.getpid()))  # alive: the run goes on
+    assert _vmc(tmp_path, "--checkpoint-dir", str(tmp_path / "ck"), "--resume", steps=3) == 0
+    assert len(pd.read_csv(tmp_path / "run.csv")) == 3

@@ -128,6 +128,8 @@ def _run_vmc(args) -> None:
         raise ValueError(f"--checkpoint-dir {args.checkpoint_dir} is a file, not a directory")
     try:
         summary = vmc.run(config, args.out, summary_path, args.checkpoint_dir, args.resume, progress=not args.no_progress)
+    except vmc.OrphanedError as error:
+        raise SystemExit(f"nirbench vmc: {error}; rerun with --resume to continue") from error
     except vmc.NonFiniteError as error:
         kept = f"the last good checkpoint is kept in {args.checkpoint_dir}" if args.checkpoint_dir else "no checkpoint was written (no --checkpoint-dir)"
         raise SystemExit(f"nirbench vmc: {error}; {kept}")

@@ -320,6 +320,25 @@ class NonFiniteError(RuntimeError):
     """Raised when an energy or an update becomes NaN or infinite."""
 
 
+class OrphanedError(RuntimeError):
+    """Raised when the process named by ``NIRBENCH_STOP_WITH_PID`` (the pipeline that started the
+    run) has gone: the run checkpoints and stops instead of running on unattended."""
+
+
+#: environment variable: stop (after a checkpoint) once the process with this PID has gone
+STOP_WITH_PID = "NIRBENCH_STOP_WITH_PID"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _trace_local_energy(nqs, hamiltonian, configs):
     """``(B, K, K)`` local energy matrices and their traces ``(B,)``."""
     e_loc = local_energy_matrices(nqs, hamiltonian, configs)
@@ -616,6 +635,7 @@ class VMCRun:
         """
         c = self.config
         retries = 0
+        watched = int(os.environ[STOP_WITH_PID]) if os.environ.get(STOP_WITH_PID, "").isdigit() else None
         bar = tqdm(total=c.steps, initial=self.nqs_step, disable=not progress, desc="VMC", unit="step")
         status = "completed"
         try:
@@ -634,6 +654,11 @@ class VMCRun:
                     break
                 if checkpoint_dir and self.iteration % c.checkpoint_every == 0:
                     self.save_checkpoint(checkpoint_dir)
+                if watched is not None and not _process_alive(watched):
+                    if checkpoint_dir:
+                        self.save_checkpoint(checkpoint_dir)
+                    raise OrphanedError(f"process {watched} ({STOP_WITH_PID}) has gone; stopped at iteration "
+                                        f"{self.iteration} after a checkpoint")
         finally:
             bar.close()
         if checkpoint_dir:

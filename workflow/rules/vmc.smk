@@ -47,7 +47,9 @@ rule vmc:
     shell:
         "export XLA_FLAGS='--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads={threads}' "
         "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads} "
-        "XLA_PYTHON_CLIENT_PREALLOCATE=false TQDM_MININTERVAL=30 {params.jax_cache}; "
+        "XLA_PYTHON_CLIENT_PREALLOCATE=false TQDM_MININTERVAL=30 {params.jax_cache} "
+        # a run stops (after a checkpoint) when the Snakemake that started it is killed
+        "NIRBENCH_STOP_WITH_PID=$PPID; "
         "nirbench vmc --config {input.run} --out {output.steps} --summary {output.summary} "
         "--checkpoint-dir {params.checkpoints}/$(sha1sum < {input.run} | cut -c1-12) --resume "
         "> {log} 2>&1"
