@@ -100,6 +100,12 @@ def test_the_trust_region_never_applies_a_step_below_its_bound():
     assert (updated["step_scale"] < 1).any()  # the bound is active at this learning rate
     ok = (updated["predicted_efficiency"] >= 0.9 * updated["efficiency"]) | (updated["step_scale"] == smallest)
     assert ok.all()
+    # with a floor above every efficiency, no step may lower the efficiency at all
+    floored = VMCRun(VMCConfig(**{**options, "trust_region": 0.5, "trust_floor": 0.99, "steps": 3}))
+    floored.train(progress=False)
+    rows = pd.DataFrame(floored.rows)
+    ok = (rows["predicted_efficiency"] >= rows["efficiency"] * (1 - 1e-12)) | (rows["step_scale"] == smallest)
+    assert ok.all() and (rows["step_scale"] < 1).any()
     for changes in ({"trust_region": None}, {"sampler": "mcmc"}):  # off, or a sampler without proposals
         plain = VMCRun(VMCConfig(**{**options, **changes}))
         plain.step()
@@ -109,7 +115,7 @@ def test_the_trust_region_never_applies_a_step_below_its_bound():
 @pytest.mark.parametrize(
     "option, fragment",
     [(["--trust-region", "0"], "trust_region"), (["--trust-region", "1.5"], "trust_region"),
-     (["--gate-smoothing", "1"], "gate_smoothing"), (["--proposal-training", "all"], "training"),
+     (["--gate-smoothing", "1"], "gate_smoothing"), (["--trust-floor", "1"], "trust_floor"), (["--proposal-training", "all"], "training"),
      (["--proposal-retrain-steps", "1000"], "at most 256"),
      (["--proposal-training", "proposals", "--nir-loss", "backward"], "forward KL only")],
 )

@@ -112,6 +112,7 @@ class VMCConfig:
     proposal_training: str = "batch"
     gate_smoothing: float = 0.0
     trust_region: float | None = None
+    trust_floor: float = 0.0
     proposal_dtype: str = "float32"
     p_floor: float = 1e-4
     alpha_ess: float = 2.0
@@ -159,6 +160,7 @@ class VMCConfig:
         "proposal_training": "NIR proposal training data: batch (the returned batch, paper) or proposals (fresh minibatches drawn from the whole weighted proposal set)",
         "gate_smoothing": "NIR: the gate compares a moving average of the efficiency with this weight on the past, in [0, 1) (0: paper)",
         "trust_region": "NIR: halve an NQS step until its predicted efficiency on the current proposals is >= this fraction of the current one, in (0, 1] (unset: off; other samplers ignore it, like every NIR option)",
+        "trust_floor": "NIR trust region: nor below this efficiency (nor below the current one, if that is lower), in [0, 1) (0: no floor)",
         "proposal_dtype": "NIR proposal precision: float32 or float64 (the importance weights use the NQS precision)",
         "p_floor": "floor on every conditional probability of the proposal, in [0, 0.5)",
         "alpha_ess": "NIR: propose until ESS >= alpha_ess * batch", "alpha_eff": "NIR: update the NQS only if ESS/n_proposed >= alpha_eff",
@@ -236,6 +238,8 @@ class VMCConfig:
             raise ValueError(f"sampling_power must be in (0, 1], got {self.sampling_power}")
         if self.trust_region is not None and not 0 < self.trust_region <= 1:
             raise ValueError(f"trust_region must be in (0, 1], got {self.trust_region}")
+        if not 0 <= self.trust_floor < 1:
+            raise ValueError(f"trust_floor must be in [0, 1), got {self.trust_floor}")
         if not 0 <= self.gate_smoothing < 1:
             raise ValueError(f"gate_smoothing must be in [0, 1), got {self.gate_smoothing}")
 
@@ -606,12 +610,16 @@ class VMCRun:
 
         Without ``trust_region`` (or a proposal set): ``(1, nan)``. Otherwise the step is halved
         (at most :data:`MAX_STEP_HALVINGS` times) until the efficiency of this call's proposals
-        re-weighted for the new NQS, :func:`predicted_efficiency`, is at least ``trust_region``
-        times this call's efficiency; if even the smallest step falls short, the smallest is taken.
+        re-weighted for the new NQS, :func:`predicted_efficiency`, is at least the bound
+        ``max(trust_region * e, min(e, trust_floor))`` with ``e`` this call's efficiency: a step may
+        lose a fraction ``1 - trust_region`` of the efficiency, but not take it below
+        ``trust_floor`` (nor lower it at all once it is there), so the NQS slows down to the pace
+        at which the proposal follows. If even the smallest step falls short, the smallest is taken.
         """
         if self.config.trust_region is None or batch.proposal_configs is None:
             return 1.0, math.nan
-        bound = self.config.trust_region * stats["efficiency"]
+        efficiency = stats["efficiency"]
+        bound = max(self.config.trust_region * efficiency, min(efficiency, self.config.trust_floor))
         scale = 1.0
         for halving in range(MAX_STEP_HALVINGS + 1):
             trial = eqx.apply_updates(self.nqs, jax.tree_util.tree_map(lambda u, s=scale: s * u, updates))
