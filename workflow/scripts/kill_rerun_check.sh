@@ -9,13 +9,14 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 wait_s=${1:-60}
 scratch=$(mktemp -d /tmp/nirbench-kill.XXXXXX)
-trap 'rm -rf "$scratch"' EXIT
+trap 'status=$?; [ $status -eq 0 ] && rm -rf "$scratch" || echo "logs kept in $scratch"' EXIT
 args=(--configfile config/smoke.yaml --config "results_dir=$scratch/results" "figures_dir=$scratch/figures")
 start=$(date +%s)
 
 snakemake --cores 2 "${args[@]}" > "$scratch/first.log" 2>&1 &
 pid=$!
 sleep "$wait_s"
+kill -0 "$pid" 2>/dev/null || { tail -20 "$scratch/first.log"; echo "FAILED: Snakemake ended before the kill"; exit 1; }
 running=$(pgrep -f "nirbench vmc --config $scratch" || true)
 echo "kill -9 Snakemake (pid $pid) after ${wait_s} s; running VMC jobs: ${running:-none}"
 kill -9 "$pid"
