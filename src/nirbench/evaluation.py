@@ -103,8 +103,8 @@ def sampler_jsd(run, sampler_state, key, n_samples: int) -> tuple[float, float]:
     ``sampler_state`` (Metropolis chains go on from where training left them; NIR proposes from
     its proposal as it stands, untrained). Returns ``(jsd, jsd_exact)``: ``jsd_exact`` is the
     JSD of ``n_samples`` exact draws from the same target, the finite-sample floor that ``jsd``
-    approaches for a perfect sampler (about ``(number of likely tuples) / (4 n_samples)`` when the
-    draws cover far fewer tuples than there are).
+    approaches for a perfect sampler (of order 0.5 when the draws cover only a small part of a
+    broad distribution, e.g. 25 600 draws of a near-uniform one over 2^18 tuples).
     """
     k, n = run.config.states, run.hamiltonian.n_sites
     configs, probs = exact_distribution(run.log_prob_fn, run.nqs, k, n)
