@@ -156,3 +156,11 @@ def test_a_run_whose_pipeline_has_gone_checkpoints_and_stops(tmp_path, monkeypat
     monkeypatch.setenv("NIRBENCH_STOP_WITH_PID", str(os.getpid()))  # alive: the run goes on
     assert _vmc(tmp_path, "--checkpoint-dir", str(tmp_path / "ck"), "--resume", steps=3) == 0
     assert len(pd.read_csv(tmp_path / "run.csv")) == 3
+
+
+def test_the_progress_bar_counts_iterations_and_proposal_retraining(tmp_path, capsys):
+    argv = [a for a in BASE if a != "--no-progress"]
+    assert main([*argv, "--steps", "2", "--alpha-eff", "0.9", "--max-retries", "2",
+                 "--out", str(tmp_path / "run.csv")]) == 0  # fmt: skip
+    err = capsys.readouterr().err
+    assert "iteration=" in err and "retraining=1" in err  # the bar moves while only the proposal trains
