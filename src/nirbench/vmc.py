@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 
 from nirbench.estimators import energy_levels, local_energy_matrices, mean_energy_matrix, standard_error
 from nirbench.evaluation import evaluate, evaluation_columns, sampler_jsd
-from nirbench.exact import basis_states
+from nirbench.exact import sector_dimension
 from nirbench.hamiltonians import make_hamiltonian
 from nirbench.io import (
     CHECKPOINT_META,
@@ -469,9 +469,7 @@ class VMCRun:
         config.validate()
         self.config = config
         self.hamiltonian = make_hamiltonian(config.model, config.lx, config.ly, config.bc, g=config.g, j2=config.j2)
-        n_configs = basis_states(self.hamiltonian.n_sites, self.hamiltonian.magnetisation).size if (
-            self.hamiltonian.n_sites <= 24
-        ) else math.inf
+        n_configs = sector_dimension(self.hamiltonian)  # counted, not enumerated
         if config.states > n_configs:
             raise ValueError(f"K = {config.states} exceeds the number of configurations ({n_configs})")
         self.reference = (
