@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import logsumexp
+from scipy.stats import linregress
 
 from nirbench.linalg import solve
 
@@ -270,3 +271,38 @@ def level_local_values(e_loc, mean_matrix) -> np.ndarray:
     right = right[:, np.argsort(np.real(eigenvalues))]
     projected = np.linalg.solve(right, e_loc @ right)  # (B, K, K): R^-1 E_b R
     return np.real(np.diagonal(projected, axis1=1, axis2=2))
+
+
+#: Fraction of the NQS updates that forms the final window of :func:`final_drift` (at least
+#: :data:`FINAL_WINDOW_MIN` updates).
+FINAL_WINDOW_FRACTION = 0.2
+FINAL_WINDOW_MIN = 20
+
+
+def final_drift(nqs_steps, energies) -> tuple[float, float]:
+    """The change of the trace energy over a run's final window and its standard error.
+
+    ``nqs_steps``, ``energies``: one value per iteration (the NQS update count and the trace
+    energy of that iteration's batch). The window is the last ``max(FINAL_WINDOW_MIN,
+    FINAL_WINDOW_FRACTION * n_updates)`` NQS updates. A straight line is fitted to the energies
+    of the window (``scipy.stats.linregress``); the drift is its slope times the window's length
+    and the error bar the slope's standard error times that length, from the scatter about the
+    line (the batches of successive iterations are independent draws). A run is **converged**
+    (:func:`is_converged`) when ``|drift| <= 2 sigma``: within its final window the energy no
+    longer moves beyond its noise. It says the run stopped improving, not that it is accurate.
+    Returns ``(nan, nan)`` for fewer than 4 iterations in the window.
+    """
+    nqs_steps, energies = np.asarray(nqs_steps, dtype=float), np.asarray(energies, dtype=float)
+    last = nqs_steps.max() if len(nqs_steps) else 0.0
+    window = max(FINAL_WINDOW_MIN, FINAL_WINDOW_FRACTION * last)
+    inside = (nqs_steps > last - window) & np.isfinite(energies)
+    if inside.sum() < 4 or np.ptp(nqs_steps[inside]) == 0:
+        return math.nan, math.nan
+    fit = linregress(nqs_steps[inside], energies[inside])
+    length = np.ptp(nqs_steps[inside])
+    return float(fit.slope * length), float(fit.stderr * length)
+
+
+def is_converged(drift: float, sigma: float) -> bool:
+    """The convergence rule of :func:`final_drift`: ``|drift| <= 2 sigma`` (False for nan)."""
+    return bool(math.isfinite(drift) and math.isfinite(sigma) and abs(drift) <= 2.0 * sigma)

@@ -23,6 +23,13 @@ def write_csv_atomically(frame: pd.DataFrame, path: str | os.PathLike) -> None:
     _write_atomically(path, lambda tmp: frame.to_csv(tmp, index=False))
 
 
+def write_text_atomically(text: str, path: str | os.PathLike) -> None:
+    """Write ``text`` to ``path`` the way :func:`write_csv_atomically` writes a table."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomically(path, lambda tmp: tmp.write_text(text))
+
+
 def _write_atomically(path: Path, write) -> None:
     """``write(tmp_path)`` to a temporary file beside ``path``, give it the umask's permissions,
     then rename it to ``path``; the temporary file never outlives an error."""

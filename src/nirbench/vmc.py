@@ -38,7 +38,14 @@ import pandas as pd
 import yaml
 from tqdm.auto import tqdm
 
-from nirbench.estimators import energy_levels, local_energy_matrices, mean_energy_matrix, standard_error
+from nirbench.estimators import (
+    energy_levels,
+    final_drift,
+    is_converged,
+    local_energy_matrices,
+    mean_energy_matrix,
+    standard_error,
+)
 from nirbench.evaluation import evaluate, evaluation_columns, sampler_jsd
 from nirbench.exact import sector_dimension
 from nirbench.hamiltonians import make_hamiltonian
@@ -695,6 +702,7 @@ def run(config: VMCConfig, steps_csv, summary_csv, checkpoint_dir=None, resume=F
     steps = steps.reindex(columns=STEP_COLUMNS + level_columns)
     reference = vmc.reference.sum() if vmc.reference is not None else math.nan
     proposal = getattr(vmc.sampler_state, "proposal", None)
+    drift, drift_sigma = final_drift(steps["nqs_step"], steps["energy"])
     summary = {
         **vmc.hamiltonian.describe(), "states": config.states, "net": config.net, "sampler": config.sampler,
         "seed": config.seed, "nqs_params": count_parameters(vmc.nqs),
@@ -704,6 +712,7 @@ def run(config: VMCConfig, steps_csv, summary_csv, checkpoint_dir=None, resume=F
         "reference_energy": reference,
         "relative_error": abs(final["energy"] - reference) / abs(reference) if vmc.reference is not None else math.nan,
         "mean_efficiency": steps["efficiency"].mean(), "mean_ess": steps["ess"].mean(),
+        "final_drift": drift, "final_drift_sigma": drift_sigma, "converged": is_converged(drift, drift_sigma),
         "wall_seconds": time.perf_counter() - wall_start, "status": status,
     }  # fmt: skip
     write_csv_atomically(steps, steps_csv)

@@ -24,6 +24,9 @@ FIGURES = os.path.normpath(config["figures_dir"])
 EXPERIMENTS = config["experiments"]
 FIGURE_FORMATS = ["png", "pdf"]
 ENV = "../envs/nirbench.yaml"
+with open(os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml")) as _handle:
+    #: every run option the pipeline accepts (the schema's `hyper` block, less `recipe`: a file of them)
+    HYPER_KEYS = frozenset(yaml.safe_load(_handle)["$defs"]["hyper"]["properties"]) - {"recipe"}
 
 
 wildcard_constraints:
@@ -66,6 +69,7 @@ def check_config(cfg):
                 f"the presets are {sorted(presets)}"
             )
         for i, lattice in enumerate(exp.get("lattices", [])):
+            lattice = lattice["lattice"] if isinstance(lattice, dict) else lattice
             parse_lattice(lattice, f"experiments.{name}.lattices[{i}]")
         if "lattice" in exp:
             parse_lattice(exp["lattice"], f"experiments.{name}.lattice")
@@ -186,12 +190,30 @@ SYSTEM_KEYS = ("model", "lx", "ly", "bc")
 PROPOSAL_SUFFIX = re.compile(r"d(\d+)l(\d+)")
 
 
+#: Keys of a recipe file that name the system or the run: the experiment sets them, not the recipe.
+RUN_KEYS = ("model", "lx", "ly", "bc", "g", "j2", "states", "sampler", "seed", "reference")
+
+
+def recipe_settings(path):
+    """The hyperparameters of a recipe file (config/recipes/*.yaml, a `nirbench vmc --config` file
+    that leaves the system to the command line), without its system and run keys."""
+    with open(path) as handle:
+        recipe = yaml.safe_load(handle) or {}
+    unknown = sorted(set(recipe) - set(RUN_KEYS) - set(HYPER_KEYS))
+    if unknown:
+        raise ValueError(f"recipe {path}: unknown keys {unknown}; the run options are {sorted(HYPER_KEYS)}")
+    return {key: value for key, value in recipe.items() if key not in RUN_KEYS}
+
+
 def preset_settings(preset):
-    """The hyperparameters of a preset: `vmc` overridden by `presets[name]` (and the suffix)."""
+    """The hyperparameters of a preset: `vmc`, then the preset's `recipe` file, then the preset's
+    own keys (and the proposal-size suffix), each overriding the one before."""
     name, _, suffix = preset.partition("-")
     if name not in config["presets"]:
         raise ValueError(f"unknown preset {name!r}; the presets are {sorted(config['presets'])}")
-    settings = {**config["vmc"], **config["presets"][name]}
+    base, overrides = dict(config["vmc"]), dict(config["presets"][name])
+    recipe = overrides.pop("recipe", base.pop("recipe", None))
+    settings = {**base, **(recipe_settings(recipe) if recipe else {}), **overrides}
     if suffix:
         dim, layers = PROPOSAL_SUFFIX.fullmatch(suffix).groups()
         settings.update(proposal_dim=int(dim), proposal_layers=int(layers))
@@ -199,14 +221,15 @@ def preset_settings(preset):
 
 
 def run_settings(run):
-    """Every key of the run's RUN.yaml (the `nirbench vmc --config` contract), fully resolved."""
+    """Every key of the run's RUN.yaml (the `nirbench vmc --config` contract), fully resolved:
+    the system, sampler and seed of the run, then its preset's hyperparameters."""
     system = run.system
     settings = {key: getattr(system, key) for key in SYSTEM_KEYS}
     settings[system.coupling_name] = system.coupling
     settings["states"] = system.states
     settings["sampler"] = run.sampler
     settings["seed"] = run.seed
-    settings.update(preset_settings(run.preset))
+    settings.update({k: v for k, v in preset_settings(run.preset).items() if k not in RUN_KEYS})
     reference = reference_file(system)
     if reference is not None:
         settings["reference"] = reference
@@ -220,22 +243,38 @@ def run_yaml_text(settings):
 
 
 # --------------------------------------------------------------------------- experiment plans
+def fig2_lattices():
+    """fig2's lattices as ``(lattice, fields, seeds)``: an entry of `lattices` is a size ('4x4',
+    run at every `g` and seed) or ``{lattice, g, seeds}`` with its own fields or seeds (a larger
+    lattice may run fewer)."""
+    exp = EXPERIMENTS["fig2"]
+    plan = []
+    for entry in exp["lattices"]:
+        entry = entry if isinstance(entry, dict) else {"lattice": entry}
+        plan.append((entry["lattice"], entry.get("g", exp["g"]), entry.get("seeds", exp["seeds"])))
+    return plan
+
+
 def fig2_runs():
     exp = EXPERIMENTS["fig2"]
-    return [
-        Run(exp["preset"], System("tfi", *parse_lattice(lattice, "fig2"), exp["bc"], g, exp["states"]), sampler, seed)
-        for lattice in exp["lattices"]
-        for g in exp["g"]
-        for sampler in exp["samplers"]
-        for seed in exp["seeds"]
-    ]
+    runs = []
+    for lattice, fields, seeds in fig2_lattices():
+        lx, ly = parse_lattice(lattice, "fig2")
+        runs += [
+            Run(exp["preset"], System("tfi", lx, ly, exp["bc"], g, exp["states"]), sampler, seed)
+            for g in fields
+            for sampler in exp["samplers"]
+            for seed in seeds
+        ]
+    return runs
 
 
 def fig2_training_runs():
     exp = EXPERIMENTS["fig2"]
     training = exp["training"]
     system = System("tfi", *parse_lattice(training["lattice"], "fig2.training"), exp["bc"], training["g"], exp["states"])
-    return [Run(exp["preset"], system, sampler, seed) for sampler in exp["samplers"] for seed in exp["seeds"]]
+    seeds = next((s for lattice, _, s in fig2_lattices() if lattice == training["lattice"]), exp["seeds"])
+    return [Run(exp["preset"], system, sampler, seed) for sampler in exp["samplers"] for seed in seeds]
 
 
 def fig2_systems():
@@ -319,7 +358,16 @@ def experiment_targets(name):
 
 
 def final_targets():
-    return [target for name in EXPERIMENT_RUNS for target in experiment_targets(name)]
+    return [target for name in EXPERIMENT_RUNS for target in experiment_targets(name)] + [
+        f"{RESULTS}/claims.csv",
+        f"{RESULTS}/claims.md",
+    ]
+
+
+def claims_inputs():
+    """The tidy CSV of each enabled experiment, by name (the inputs of the rule claims)."""
+    files = {"fig2": "fig2_runs.csv", "fig3": "fig3_jsd.csv", "fig4": "fig4_levels.csv", "table1": "table1.csv"}
+    return {name: f"{RESULTS}/{file}" for name, file in files.items() if enabled(name)}
 
 
 # --------------------------------------------------------------------------- provenance

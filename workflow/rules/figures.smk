@@ -127,3 +127,21 @@ rule make_table1:
         ENV
     script:
         "../scripts/table1.py"
+
+
+rule claims:
+    """What each figure and table shows against the paper's claim, with a verdict
+    (workflow/scripts/claims.py states the rules) -> results/claims.{csv,md}."""
+    input:
+        **claims_inputs(),
+    output:
+        csv=report(f"{RESULTS}/claims.csv", caption="../report/claims.rst", category="Tables"),
+        md=report(f"{RESULTS}/claims.md", caption="../report/claims.rst", category="Tables"),
+    log:
+        f"{RESULTS}/logs/figures/claims.log",
+    threads: 1
+    localrule: True
+    conda:
+        ENV
+    script:
+        "../scripts/claims.py"

@@ -20,19 +20,13 @@ import argparse
 import os
 import re
 import sys
-import tempfile
 
 import pandas as pd
 import yaml
 
+from nirbench.io import write_csv_atomically
+
 IDENTITY = ["model", "lx", "ly", "bc", "g", "j2", "states", "net", "sampler", "seed"]
-
-
-def write_atomically(frame: pd.DataFrame, path: str) -> None:
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=os.path.dirname(path) or ".", suffix=".tmp", delete=False) as tmp:
-        frame.to_csv(tmp.name, index=False)
-    os.replace(tmp.name, path)
 
 
 def preset_of(path: str) -> str | None:
@@ -69,7 +63,7 @@ def collect_steps(steps, summaries, configs) -> pd.DataFrame:
     runs = collect_summaries(summaries, configs)
     if len(steps) != len(runs):
         raise ValueError("need one summary.csv per steps.csv")
-    label_columns = [c for c in IDENTITY + ["reference_energy", "preset", "run_dir"] if c in runs.columns]
+    label_columns = [c for c in IDENTITY + ["reference_energy", "converged", "preset", "run_dir"] if c in runs.columns]
     frames = []
     for path, (_, run) in zip(steps, runs.iterrows()):
         frame = pd.read_csv(path)
@@ -103,6 +97,8 @@ def _levels_of_runs(runs: pd.DataFrame) -> pd.DataFrame:
                     "uncertainty": pd.NA,
                     "trace_energy": run["energy"],
                     "trace_sigma": run.get("energy_sigma", pd.NA),
+                    "level_sigma": run.get(f"e_{state}_sigma", pd.NA),
+                    "converged": run.get("converged", pd.NA),
                 }
             )
     return pd.DataFrame(rows)
@@ -149,7 +145,8 @@ def collect_levels(summaries, configs, ed, dmrg, extrapolated) -> pd.DataFrame:
 
     keep = [
         "method", "model", "lx", "ly", "bc", "g", "state", "chi", "seed", "sampler", "energy",
-        "energy_per_site", "uncertainty", "fit_method", "trace_energy", "trace_sigma", "truncation_error",
+        "energy_per_site", "uncertainty", "fit_method", "trace_energy", "trace_sigma", "level_sigma", "converged",
+        "truncation_error",
         "reference_method", "reference_energy", "relative_error",
     ]
     levels = levels[[c for c in keep if c in levels.columns]]
@@ -172,7 +169,7 @@ def run(mode, out, summaries=(), configs=(), steps=(), ed=(), dmrg=(), extrapola
         raise ValueError(f"unknown mode {mode!r}; the modes are summaries, steps, levels")
     if experiment is not None and len(frame):
         frame.insert(0, "experiment", experiment)
-    write_atomically(frame, out)
+    write_csv_atomically(frame, out)
     print(f"collect {mode}: {len(frame)} rows -> {out}")
 
 

@@ -15,10 +15,11 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from importlib import metadata
+
+from nirbench.io import write_text_atomically
 
 PACKAGES = [
     "nirbench", "jax", "jaxlib", "equinox", "optax", "physics-tenpy", "numpy", "scipy", "pandas",
@@ -108,11 +109,7 @@ def provenance(outputs, out: str, config: dict, configfiles, start_file: str, be
         "jobs": job_times(benchmark_dir),
         "outputs": [file_record(path) for path in outputs],
     }
-    os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=os.path.dirname(out) or ".", suffix=".tmp", delete=False) as tmp:
-        json.dump(record, tmp, indent=2, default=str)
-        tmp.write("\n")
-    os.replace(tmp.name, out)
+    write_text_atomically(json.dumps(record, indent=2, default=str) + "\n", out)
     return record
 
 

@@ -8,12 +8,12 @@ mean over seeds) and results/table1.md (the same as a Markdown table, laid out l
 
 
 import argparse
-import os
 import sys
-import tempfile
 
 import numpy as np
 import pandas as pd
+
+from nirbench.io import write_csv_atomically, write_text_atomically
 
 MODEL_NAMES = {"j1j2": "J1-J2", "tfi": "TFI"}
 PARAM_COLUMNS = ("proposal_params", "n_proposal_params", "n_param")
@@ -61,6 +61,8 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
             "wall_seconds": all_runs["wall_seconds"].mean() if "wall_seconds" in all_runs else np.nan,
             "n_seeds": int(all_runs["seed"].nunique()),
             "n_completed": len(group),
+            # every run of this size converged (nirbench.estimators.final_drift)
+            "converged": bool(all_runs["converged"].astype(bool).all()) if "converged" in all_runs else pd.NA,
         }
         rows.append(row)
     return pd.DataFrame(rows)
@@ -121,19 +123,12 @@ def markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write(path: str, writer) -> None:
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=os.path.dirname(path) or ".", suffix=".tmp", delete=False) as tmp:
-        writer(tmp)
-    os.replace(tmp.name, path)
-
-
 def make_table(csv: str, out_csv: str, out_md: str) -> None:
     runs = pd.read_csv(csv)
     table = aggregate(runs) if len(runs) else pd.DataFrame()
-    _write(out_csv, lambda handle: table.to_csv(handle, index=False))
+    write_csv_atomically(table, out_csv)
     text = markdown(table)
-    _write(out_md, lambda handle: handle.write(text))
+    write_text_atomically(text, out_md)
     print(text)
 
 

@@ -35,10 +35,11 @@ import argparse
 import math
 import os
 import sys
-import tempfile
 
 import pandas as pd
 import yaml
+
+from nirbench.io import write_csv_atomically, write_text_atomically
 
 HAMILTONIAN_DIRS = {"tfi": "TFIsing", "j1j2": "J1J2"}
 #: factor from our units to varbench's (Pauli matrices): energy, variance
@@ -170,13 +171,6 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_text(path: str, text: str) -> None:
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=os.path.dirname(path) or ".", suffix=".tmp", delete=False) as tmp:
-        tmp.write(text)
-    os.replace(tmp.name, path)
-
-
 def export(summaries, configs, out_dir: str, index: str) -> pd.DataFrame:
     """Write one varbench file per Hamiltonian with an exported run, and the index of all runs."""
     runs = sorted(read_runs(summaries, configs), key=lambda r: r["run_dir"])
@@ -201,9 +195,9 @@ def export(summaries, configs, out_dir: str, index: str) -> pd.DataFrame:
         })
     os.makedirs(out_dir, exist_ok=True)
     for path, rows in sorted(files.items()):
-        _write_text(os.path.join(out_dir, path), markdown_table(rows))
+        write_text_atomically(markdown_table(rows), os.path.join(out_dir, path))
     frame = pd.DataFrame(records)
-    _write_text(index, frame.to_csv(index=False))
+    write_csv_atomically(frame, index)
     print(f"varbench: {int(frame['exported'].sum()) if len(frame) else 0} of {len(frame)} runs exported "
           f"into {len(files)} files under {out_dir}")
     for record in records:

@@ -1,0 +1,94 @@
+"""The verdicts of workflow/scripts/claims.py: each rule decides both ways on synthetic results."""
+
+import importlib.util
+import pathlib
+
+import numpy as np
+import pandas as pd
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SPEC = importlib.util.spec_from_file_location("claims", ROOT / "workflow" / "scripts" / "claims.py")
+claims = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(claims)
+
+
+def fig2_runs(e_nir, e_mcmc, sigma=0.01, mcmc_converged=True, reference=-100.0):
+    rows = []
+    for sampler, energy, converged in (("nir", e_nir, True), ("mcmc", e_mcmc, mcmc_converged)):
+        for seed in (0, 1):
+            rows.append({
+                "lx": 6, "ly": 6, "g": 0.1, "sampler": sampler, "seed": seed, "energy": energy + 1e-3 * seed,
+                "energy_sigma": sigma, "reference_energy": reference, "converged": converged,
+            })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_fig2_a_converged_mcmc_plateau_above_nir_is_a_trap():
+    (row,) = claims.fig2_claims(fig2_runs(-99.99, -99.5))
+    assert row["lower"] == "nir" and row["mcmc_trapped"] and row["verdict"] == "reproduced"
+
+
+def test_fig2_mcmc_still_descending_is_not_trapped_and_cannot_tell():
+    (row,) = claims.fig2_claims(fig2_runs(-99.99, -99.5, mcmc_converged=False))
+    assert row["lower"] == "nir" and not row["mcmc_trapped"] and row["verdict"] == "not reached"
+
+
+def test_fig2_a_difference_within_the_error_bars_is_a_tie_and_mcmc_lower_refutes():
+    (tie,) = claims.fig2_claims(fig2_runs(-99.99, -99.97, sigma=0.02))
+    assert tie["lower"] == "tie" and tie["verdict"] == "tie"
+    (refuted,) = claims.fig2_claims(fig2_runs(-99.5, -99.99))
+    assert refuted["lower"] == "mcmc" and refuted["verdict"] == "not reproduced"
+
+
+def fig3_steps(mcmc_jsd, nir_jsd):
+    rows = []
+    for sampler, series in (("mcmc", mcmc_jsd), ("nir", nir_jsd)):
+        for step, jsd in enumerate(series):
+            rows.append({
+                "sampler": sampler, "step": 20 * step, "jsd": jsd, "jsd_exact": 1e-3, "energy_error": 0.01,
+                "reference_energy": -17.0, "lx": 3, "ly": 2, "bc": "open", "g": 0.01, "states": 3, "converged": True,
+            })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_fig3_mcmc_rising_above_a_falling_nir_is_reproduced():
+    falling = np.geomspace(0.3, 0.003, 10)
+    rising = np.concatenate([np.geomspace(0.3, 0.01, 7), [0.05, 0.06, 0.07]])
+    (row,) = claims.fig3_claims(fig3_steps(rising, falling))
+    assert row["verdict"] == "reproduced"
+    (row,) = claims.fig3_claims(fig3_steps(falling, falling))
+    assert row["verdict"] == "not reproduced"
+
+
+def test_fig4_every_level_within_the_target():
+    levels = pd.DataFrame({
+        "method": "nqs", "g": [0.5, 0.5, 1.0, 1.0], "state": [0, 1, 0, 1], "lx": 4, "ly": 4, "bc": "open",
+        "relative_error": [1e-5, -5e-5, 2e-5, 9e-5], "reference_method": "ed", "seed": 0, "converged": True,
+    })  # fmt: skip
+    (row,) = claims.fig4_claims(levels)
+    assert row["verdict"] == "reproduced" and row["levels_within"] == 4
+    levels.loc[3, "relative_error"] = 2e-4
+    (row,) = claims.fig4_claims(levels)
+    assert row["verdict"] == "not reproduced" and row["levels_within"] == 3
+    levels.loc[2:3, "converged"] = False  # the run at g = 1 still descends: this scale cannot tell
+    (row,) = claims.fig4_claims(levels)
+    assert row["verdict"] == "not reached"
+
+
+def test_table1_needs_rising_efficiency_and_an_accurate_energy():
+    table = pd.DataFrame({
+        "n_param": [1000, 2000, 4000], "efficiency": [0.1, 0.2, 0.3], "relative_error": [2e-3, 8e-4, 5e-4],
+        "energy_per_site": [-0.527, -0.528, -0.5283], "lattice": "4x4", "j2": 0.5, "converged": True,
+    })  # fmt: skip
+    (row,) = claims.table1_claims(table)
+    assert row["verdict"] == "reproduced"
+    (row,) = claims.table1_claims(table.assign(efficiency=[0.3, 0.2, 0.1]))
+    assert row["verdict"] == "not reproduced"
+
+
+def test_the_markdown_table_has_one_line_per_claim(tmp_path):
+    frame = pd.DataFrame(claims.fig2_claims(fig2_runs(-99.99, -99.5)))
+    text = claims.markdown(frame)
+    assert text.count("\n") == 3 and "**reproduced**" in text
+    empty = claims.claims({"fig2": tmp_path / "missing.csv"})
+    assert empty.empty
