@@ -56,7 +56,8 @@ import pandas as pd
 
 import nirbench  # noqa: F401  (enables x64, as NetKet does)
 from nirbench.bench import timed_vmc_step, vmc_bench_config
-from nirbench.vmc import VMCRun, count_parameters
+from nirbench.updates import count_parameters
+from nirbench.vmc import VMCRun
 
 L, G, WIDTH, DEPTH, N_CHAINS, N_DISCARD, DIAG_SHIFT, LR = 4, 3.0, 128, 4, 16, 40, 1e-4, 1e-3
 COLUMNS = ["code", "case", "sampler", "optimizer", "batch", "params", "seconds_per_step", "load_1min"]

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from nirbench.bench import VMC_COLUMNS, bench_vmc, vmc_bench_config
-from nirbench.vmc import count_parameters
+from nirbench.updates import count_parameters
 
 TINY = {"lx": 2, "ly": 2, "width": 8, "depth": 1, "batch": 8, "n_chains": 4, "n_discard_sweeps": 1}
 

@@ -434,7 +434,7 @@ def test_layerwise_minsr_equals_jacobian_path(n_sites, n_states, width, depth, n
 
 
 def test_layerwise_minsr_is_used_by_vmc_update():
-    from nirbench.vmc import update
+    from nirbench.updates import update
 
     nqs = _random_mlp_nqs(4, 1, 6, 2, seed=5)
     configs = _distinct_tuples(8, 1, 4, seed=8)

@@ -12,6 +12,7 @@ import optax
 import pytest
 import scipy.stats
 
+from nirbench.estimators import log_effective_sample_size
 from nirbench.hamiltonians import make_hamiltonian
 from nirbench.models import batched_log_prob, build_nqs
 from nirbench.proposal import TransformerProposal, spins_to_tokens, tokens_to_spins, train_step
@@ -23,7 +24,6 @@ from nirbench.samplers import (
     indices_from_spins,
     make_sampler,
 )
-from nirbench.samplers.base import log_effective_sample_size
 from nirbench.samplers.exact import chi_square_pvalue, histogram
 from nirbench.samplers.nir import check_permutation_group, symmetrized_log_prob
 

@@ -12,7 +12,8 @@ from nirbench.hamiltonians import make_hamiltonian
 from nirbench.models import batched_log_prob, build_nqs
 from nirbench.proposal import spins_to_tokens
 from nirbench.samplers import NIRSampler, exact_distribution, make_sampler
-from nirbench.vmc import MAX_STEP_HALVINGS, VMCConfig, VMCRun, predicted_efficiency
+from nirbench.updates import predicted_efficiency
+from nirbench.vmc import MAX_STEP_HALVINGS, VMCConfig, VMCRun
 
 PROPOSAL = {"n_states": 2, "embed_dim": 8, "n_heads": 2, "n_layers": 1, "learning_rate": 3e-3}
 

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from nirbench.exact import all_configurations
-from nirbench.vmc import VMCConfig, VMCRun, energy_gradient, estimate, run
+from nirbench.updates import energy_gradient, estimate
+from nirbench.vmc import VMCConfig, VMCRun, run
 
 TINY = {"model": "tfi", "lx": 2, "ly": 2, "bc": "open", "g": 1.5, "width": 8, "depth": 1, "batch": 32, "eval_batch": 64}
 

@@ -48,6 +48,7 @@ compilation. ``benchmarks/compare_netket.py`` times NetKet on the same problem i
 from __future__ import annotations
 
 import math
+import sys
 import time
 
 import equinox as eqx
@@ -55,8 +56,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
+from nirbench.exact import lowest_levels
+from nirbench.hamiltonians import make_hamiltonian
 from nirbench.linalg import slogdet
+from nirbench.models import batched_log_prob, build_nqs
+from nirbench.options import VMCConfig
+from nirbench.proposal import TransformerProposal
+from nirbench.samplers import MetropolisSampler, NIRSampler, integrated_autocorrelation_time
+from nirbench.samplers.base import check_positive_int, spins_from_indices
+from nirbench.samplers.exact import exact_distribution
+from nirbench.updates import count_parameters
+from nirbench.vmc import VMCRun
 
 SAMPLING_COLUMNS = [
     "case", "tokens", "method", "batch", "seconds", "samples_per_second", "ess",
@@ -135,8 +147,6 @@ def table_log_prob(target: EigenstateTable, configs):
 
 
 def _eigenstate_target(lx: int, ly: int, k: int, g: float):
-    from nirbench.exact import lowest_levels
-    from nirbench.hamiltonians import make_hamiltonian
 
     hamiltonian = make_hamiltonian("tfi", lx, ly, "periodic", g=g)
     _, basis, vectors = lowest_levels(hamiltonian, k, return_vectors=True)
@@ -147,7 +157,6 @@ def _eigenstate_target(lx: int, ly: int, k: int, g: float):
 
 def _check_symmetric(target, group, n_states: int, n_sites: int, key) -> None:
     """``ValueError`` unless ``|Psi|^2`` is invariant under random elements of ``group``."""
-    from nirbench.samplers.base import spins_from_indices
 
     idx = jax.random.randint(key, (256,), 0, 2 ** (n_states * n_sites))
     configs = spins_from_indices(idx, n_states, n_sites)
@@ -217,14 +226,7 @@ def bench_sampling(
         symmetry_case: ``(lx, ly, K)`` of the symmetric-target comparison, ``None`` to skip it.
         symmetry_g, symmetry_pretrain_steps: its TFI field and proposal pre-training steps.
     """
-    from tqdm.auto import tqdm
 
-    from nirbench.hamiltonians import make_hamiltonian
-    from nirbench.models import batched_log_prob, build_nqs
-    from nirbench.proposal import TransformerProposal
-    from nirbench.samplers import MetropolisSampler, NIRSampler, integrated_autocorrelation_time
-    from nirbench.samplers.base import check_positive_int, spins_from_indices
-    from nirbench.samplers.exact import exact_distribution
 
     cases = tuple(tuple(int(x) for x in case) for case in cases)
     _check_cases(cases)
@@ -398,7 +400,6 @@ def vmc_bench_config(
     chain at the start of every step. ``optimizer``: ``"minsr"`` (minSR with ``diag_shift``, then
     Adam) or ``"adam"`` (plain Adam on the energy gradient).
     """
-    from nirbench.vmc import VMCConfig
 
     if optimizer not in VMC_OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {VMC_OPTIMIZERS}")
@@ -420,7 +421,6 @@ def vmc_bench_config(
 
 def timed_vmc_step(run) -> float:
     """Wall-clock seconds of one ``run.step()`` (sample -> estimate -> update), everything finished."""
-    import jax
 
     start = time.perf_counter()
     run.step()
@@ -446,9 +446,7 @@ def bench_vmc(
     counts the NQS's real parameters. The full list of step times is kept in
     ``frame.attrs["step_seconds"]`` (``{optimizer: [...]}``).
     """
-    import sys
 
-    from nirbench.vmc import VMCRun, count_parameters
 
     if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
         raise ValueError(f"n_steps (timed steps) must be an integer >= 1, got {n_steps!r}")

@@ -68,7 +68,7 @@ def _run_ed(args) -> None:
 def _add_vmc(subparsers) -> None:
     from dataclasses import fields
 
-    from nirbench.vmc import VMCConfig
+    from nirbench.options import VMCConfig
 
     parser = subparsers.add_parser(
         "vmc",
@@ -89,10 +89,10 @@ def _add_vmc(subparsers) -> None:
         flag = "--" + f.name.replace("_", "-")
         base = str(f.type).split(" |")[0]
         if base == "bool":
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=VMCConfig.HELP[f.name])
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f.metadata["help"])
         else:
             default = "" if f.default is None or f.default is MISSING else f" (default {f.default})"
-            parser.add_argument(flag, type=types[base], default=None, help=VMCConfig.HELP[f.name] + default)
+            parser.add_argument(flag, type=types[base], default=None, help=f.metadata["help"] + default)
 
 
 def check_output_paths(outputs: dict, inputs: dict | None = None) -> None:
@@ -114,13 +114,13 @@ def check_output_paths(outputs: dict, inputs: dict | None = None) -> None:
 def _run_vmc(args) -> None:
     from dataclasses import fields
 
-    from nirbench import vmc
+    from nirbench import options, vmc
 
-    values = vmc.read_options_file(args.config) if args.config else {}
-    for f in fields(vmc.VMCConfig):
+    values = options.read_options_file(args.config) if args.config else {}
+    for f in fields(options.VMCConfig):
         if f.name != "extra" and getattr(args, f.name, None) is not None:
             values[f.name] = getattr(args, f.name)
-    config = vmc.VMCConfig.from_dict(values)
+    config = options.VMCConfig.from_dict(values)
     summary_path = args.summary or str(Path(args.out).with_suffix("")) + "_summary.csv"
     check_output_paths({"--out": args.out, "--summary": summary_path},
                        {"--config": args.config, "--reference": config.reference})

@@ -55,6 +55,7 @@ from contextlib import contextmanager
 import numpy as np
 import pandas as pd
 
+from nirbench.fits import ID_COLUMNS, describe_parity
 from nirbench.lattice import BOUNDARY_CONDITIONS, SquareLattice
 
 SUPPORTED_MODELS = ("tfi",)
@@ -354,8 +355,6 @@ def parity_switches(frame: pd.DataFrame) -> dict[int, str]:
     those of ``model, lx, ly, bc, g`` that are present, so one frame can hold several systems; the
     key is then the tuple of those values and the state). Empty when every state keeps its sector.
     """
-    from nirbench.fits import ID_COLUMNS, describe_parity
-
     if "parity" not in frame.columns or frame.empty:
         return {}
     keys = [column for column in ID_COLUMNS if column in frame.columns and frame[column].nunique() > 1]

@@ -130,14 +130,29 @@ def energy_levels(mean_matrix: jax.Array, host: bool | None = None) -> jax.Array
     return jnp.sort(jnp.real(eigenvalues))
 
 
-def effective_sample_size(log_weights: jax.Array) -> jax.Array:
-    """Kish effective sample size ``(sum w)^2 / sum w^2`` from log weights ``(B,)``.
+def log_ess_from_sums(log_sum_w, log_sum_w2):
+    """``log ESS = 2 log(sum w) - log(sum w^2)`` from the two log sums (``-inf`` when every weight
+    is zero). The one definition of the (Kish) effective sample size: NIR accumulates the two sums
+    over its proposal rounds and calls this on them; :func:`log_effective_sample_size` on an array."""
+    return jnp.where(log_sum_w > -jnp.inf, 2.0 * log_sum_w - log_sum_w2, -jnp.inf)
 
-    Computed in the log domain as ``exp(2 logsumexp(lw) - logsumexp(2 lw))``, so any common
-    offset of the log weights cancels and nothing overflows. Lies in ``[1, B]``.
+
+def log_effective_sample_size(log_weights: jax.Array) -> jax.Array:
+    """``log ESS`` with ``ESS = (sum w)^2 / sum w^2`` from unnormalised ``log w`` of shape ``(M,)``.
+
+    Computed in the log domain, so any common offset of the log weights cancels and nothing
+    overflows; ``-inf`` entries (zero weight) are allowed. Returns ``-inf`` when every weight is zero.
     """
     log_weights = jnp.asarray(log_weights)
-    return jnp.exp(2.0 * logsumexp(log_weights) - logsumexp(2.0 * log_weights))
+    finite = jnp.any(jnp.isfinite(log_weights))
+    safe = jnp.where(finite, log_weights, 0.0)
+    return jnp.where(finite, log_ess_from_sums(logsumexp(safe), logsumexp(2.0 * safe)), -jnp.inf)
+
+
+def effective_sample_size(log_weights: jax.Array) -> jax.Array:
+    """Kish effective sample size ``(sum w)^2 / sum w^2`` from log weights ``(B,)``, in ``[1, B]``
+    (0 when every weight is zero): ``exp`` of :func:`log_effective_sample_size`."""
+    return jnp.exp(log_effective_sample_size(log_weights))
 
 
 def jensen_shannon_divergence(p, q) -> jax.Array:

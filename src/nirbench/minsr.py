@@ -43,7 +43,7 @@ For a ``MultiStateNQS`` of plain MLPs (:func:`supports_layerwise_minsr`),
 :func:`layerwise_natural_gradient_tree` ``(nqs, configs, eps, weights, diag_shift)`` gives the same
 direction without materialising ``O``: it builds ``X X^T`` layer by layer from per-sample layer
 inputs and output gradients ("NTK by layers") and gets ``X^T y`` from one VJP.
-``nirbench.vmc.update`` uses it automatically where it applies.
+``nirbench.updates.nqs_updates`` uses it automatically where it applies.
 """
 
 from __future__ import annotations
@@ -56,6 +56,8 @@ import jax.numpy as jnp
 import optax
 from jax.flatten_util import ravel_pytree
 from jax.scipy.linalg import cho_factor, cho_solve
+
+from nirbench.models.multistate import MultiStateNQS
 
 MODES = ("auto", "minsr", "sr")
 OPTIMIZERS = ("adam", "sgd")
@@ -345,8 +347,6 @@ def supports_layerwise_minsr(nqs) -> bool:
     :class:`~nirbench.models.mlp.MLP` does (see there). Wrapped networks (symmetry averages,
     sector penalties) and the ResCNN do not, and keep the Jacobian path.
     """
-    from nirbench.models.multistate import MultiStateNQS
-
     network = getattr(nqs, "networks", None)
     return isinstance(nqs, MultiStateNQS) and all(
         callable(getattr(network, name, None)) for name in ("linear_layers", "probed_call")

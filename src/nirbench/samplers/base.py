@@ -38,7 +38,6 @@ from typing import Any, NamedTuple
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jax.scipy.special import logsumexp
 
 #: stats keys every sampler returns (``nan`` where a key does not apply)
 STATS_KEYS = ("ess", "efficiency", "n_proposed", "acceptance", "nqs_update")
@@ -80,19 +79,6 @@ class SampleBatch(NamedTuple):
 def uniform_weights(batch_size: int) -> jax.Array:
     """Equal self-normalised weights ``(B,)`` = ``1 / B``."""
     return jnp.full((batch_size,), 1.0 / batch_size, dtype=jnp.result_type(float))
-
-
-def log_effective_sample_size(log_weights: jax.Array) -> jax.Array:
-    """``log ESS`` with ``ESS = (sum w)^2 / sum w^2`` from unnormalised ``log w`` of shape ``(M,)``.
-
-    Computed in the log domain; ``-inf`` entries (zero weight) are allowed. Returns ``-inf`` when
-    every weight is zero.
-    """
-    log_weights = jnp.asarray(log_weights)
-    finite = jnp.any(jnp.isfinite(log_weights))
-    safe = jnp.where(finite, log_weights, 0.0)
-    value = 2.0 * logsumexp(safe) - logsumexp(2.0 * safe)
-    return jnp.where(finite, value, -jnp.inf)
 
 
 def default_stats(**values) -> dict:

@@ -64,6 +64,7 @@ import numpy as np
 import optax
 from jax.scipy.special import logsumexp
 
+from nirbench.estimators import log_ess_from_sums
 from nirbench.proposal import (
     TransformerProposal,
     backward_train_step,
@@ -389,7 +390,7 @@ class NIRSampler(Sampler):
             log_sum, log_sum_sq = np.logaddexp(log_sum, float(lse)), np.logaddexp(log_sum_sq, float(lse_sq))
             if math.isnan(log_sum) or math.isnan(log_sum_sq):
                 raise FloatingPointError("NIR: log_prob_fn or the proposal returned NaN importance weights")
-            log_ess = 2.0 * log_sum - log_sum_sq if log_sum > -math.inf else -math.inf
+            log_ess = float(log_ess_from_sums(log_sum, log_sum_sq))
             if self.adaptive and (log_ess >= log_target or len(rounds) >= self.round_limit):
                 break
             if not self.adaptive and len(rounds) >= self.rounds_fixed:

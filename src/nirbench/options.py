@@ -1,0 +1,312 @@
+"""The options of a VMC run: one field per option with its default and help (:class:`VMCConfig`),
+the options file reader, the reference reader, and the sampler keyword arguments they imply.
+
+The CLI flags of ``nirbench vmc`` and its ``--help`` are derived from the fields; the pipeline's
+schema (``workflow/schemas/config.schema.yaml``, block ``hyper``) lists the same names, which a
+test checks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import optax
+import pandas as pd
+import yaml
+
+from nirbench.models import NETS
+from nirbench.models.symmetry import AVERAGES, OUTPUT_HEADS
+from nirbench.samplers import SAMPLERS
+
+_REQUIRED = dataclasses.MISSING
+
+
+def option(default=_REQUIRED, help: str = ""):
+    """A :class:`VMCConfig` field: its default and its one line of help (``nirbench vmc --help``),
+    in one place; the CLI flags and the pipeline's list of options are derived from the fields."""
+    if default is _REQUIRED:
+        return field(metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class VMCConfig:
+    """Every option of a VMC run (the keys of the ``--config`` YAML). Defaults: paper table A1.
+
+    The MLP width follows table A1 (128); the paper's text says 256 (section 4.2).
+    """
+
+    model: str = option(help="Hamiltonian: tfi or j1j2")
+    lx: int = option(help="lattice length in x")
+    ly: int = option(help="lattice length in y")
+    bc: str = option(help="boundary conditions: open or periodic")
+    g: float | None = option(None, "TFI transverse field (>= 0)")
+    j2: float | None = option(None, "J1-J2 coupling J2/J1 (default 0.5)")
+    states: int = option(1, "number K of lowest states (multi-state determinant)")
+    net: str = option("mlp", "single-state network: mlp or rescnn")
+    width: int = option(128, "MLP hidden width (table A1: 128)")
+    depth: int = option(4, "MLP hidden layers")
+    channels: int = option(16, "ResCNN channels")
+    blocks: int = option(4, "ResCNN residual blocks")
+    symmetries: bool = option(True, "impose the model's symmetries (J1-J2: spin flip, lattice symmetries)")
+    symmetry_average: str = option(
+        "log", "what the symmetrisation averages: log (log psi, paper) or amplitude (psi, a projector)"
+    )
+    output_head: str = option(
+        "log",
+        "what the network's two outputs are: log (Re, Im log psi; paper) or signed (a real amplitude exp(u) (1 + v), beyond the paper)",
+    )
+    marshall_sign: bool = option(
+        False, "J1-J2: multiply each network by the Marshall sign (a sign prior, beyond the paper)"
+    )
+    sampler: str = option("nir", "exact, mcmc or nir")
+    batch: int = option(512, "samples per step")
+    steps: int = option(10000, "number of NQS updates")
+    lr: float = option(1e-3, "NQS learning rate (of the optimizer: Adam or SGD)")
+    lr_final: float | None = option(
+        None, "if set, the NQS learning rate decays from lr to lr_final over the steps (cosine)"
+    )
+    lr_warmup: int = option(
+        0, "NQS updates over which the learning rate rises linearly from 0 to lr (0: none)"
+    )
+    optimizer: str = option("adam", "adam or sgd, applied to the (minSR) direction")
+    minsr: bool = option(True, "precondition with minSR")
+    diag_shift: float = option(1e-4, "minSR diagonal shift (> 0)")
+    seed: int = option(0, "random seed")
+    # NIR
+    proposal_dim: int = option(32, "NIR proposal embedding dimension")
+    proposal_layers: int = option(4, "NIR proposal Transformer layers")
+    proposal_heads: int = option(4, "NIR proposal attention heads")
+    proposal_lr: float = option(1e-3, "NIR proposal learning rate")
+    proposal_train_steps: int = option(1, "NIR proposal Adam steps per sampled batch (paper: 1)")
+    proposal_retrain_steps: int | None = option(
+        None,
+        "NIR proposal Adam steps in a call whose efficiency is below alpha_eff (default: proposal_train_steps)",
+    )
+    proposal_training: str = option(
+        "batch",
+        "NIR proposal training data: batch (the returned batch, paper) or proposals (fresh minibatches drawn from the whole weighted proposal set)",
+    )
+    gate_smoothing: float = option(
+        0.0,
+        "NIR: the gate compares a moving average of the efficiency with this weight on the past, in [0, 1) (0: paper)",
+    )
+    trust_region: float | None = option(
+        None,
+        "NIR: halve an NQS step until its predicted efficiency on the current proposals is >= this fraction of the current one, in (0, 1] (unset: off; other samplers ignore it, like every NIR option)",
+    )
+    trust_floor: float = option(
+        0.0,
+        "NIR trust region: nor below this efficiency (nor below the current one, if that is lower), in [0, 1) (0: no floor)",
+    )
+    proposal_dtype: str = option(
+        "float32", "NIR proposal precision: float32 or float64 (the importance weights use the NQS precision)"
+    )
+    p_floor: float = option(1e-4, "floor on every conditional probability of the proposal, in [0, 0.5)")
+    alpha_ess: float = option(2.0, "NIR: propose until ESS >= alpha_ess * batch")
+    alpha_eff: float = option(0.1, "NIR: update the NQS only if ESS/n_proposed >= alpha_eff")
+    nir_fixed_batches: int | None = option(
+        None, "NIR: a fixed number of proposal batches per step (disables the adaptive rule)"
+    )
+    nir_mode: str = option("resample", "NIR: resample, or importance (weighted proposals)")
+    nir_loss: str = option("forward", "NIR proposal loss: forward or backward KL")
+    symmetrize_proposal: bool = option(False, "NIR: symmetry-augmented proposal")
+    sampling_power: float = option(
+        1.0,
+        "p in (0, 1]: every sampler targets |Psi|^(2p) and reweights each sample by |Psi|^(2(1-p)) (1: plain |Psi|^2; beyond the paper)",
+    )
+    max_retries: int = option(200, "NIR: stop after this many iterations in a row without an NQS update")
+    max_minutes: float | None = option(
+        None, "stop training after this many minutes of iterations (resumed runs included), then evaluate"
+    )
+    # MCMC
+    mcmc_warmup: int = option(640, "MCMC warm-up steps per sampling call")
+    mcmc_thinning: int = option(10, "MCMC steps between samples")
+    mcmc_chains: int | None = option(None, "MCMC chains (default: the largest divisor of batch up to 16)")
+    # evaluation, diagnostics, bookkeeping
+    eval_batch: int = option(4096, "samples in the final evaluation")
+    jsd_every: int = option(0, "measure the JSD to the exact |Psi|^2 every this many steps (0: never)")
+    jsd_samples: int = option(25600, "samples per JSD measurement")
+    checkpoint_every: int = option(100, "checkpoint every this many iterations")
+    reference: str | None = option(
+        None, "CSV of exact (ed) or extrapolated (extrapolate) energies of the same system"
+    )
+    extra: dict = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> VMCConfig:
+        """Build from a mapping; unknown keys and wrong types raise ``ValueError`` naming them."""
+        known = {f.name: f for f in fields(cls) if f.name != "extra"}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ValueError(f"unknown VMC option(s) {unknown}; allowed: {sorted(known)}")
+        missing = [name for name in ("model", "lx", "ly", "bc") if values.get(name) is None]
+        if missing:
+            raise ValueError(f"missing required VMC option(s) {missing}")
+        config = cls(**values)
+        config.validate()
+        return config
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike) -> VMCConfig:
+        return cls.from_dict(read_options_file(path))
+
+    def to_dict(self) -> dict:
+        values = dataclasses.asdict(self)
+        values.pop("extra")
+        return values
+
+    def validate(self) -> None:
+        """Check types and ranges before any computation."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "extra" or value is None:
+                continue
+            kind = {"int": int, "float": (int, float), "bool": bool, "str": str}.get(
+                str(f.type).split(" |")[0]
+            )
+            if kind is not None and (
+                not isinstance(value, kind) or (kind is int and isinstance(value, bool))
+            ):
+                raise ValueError(f"VMC option {f.name!r} must be of type {f.type!s}, got {value!r}")
+        if self.net not in NETS:
+            raise ValueError(f"unknown net {self.net!r}; choose one of {NETS}")
+        if self.symmetry_average not in AVERAGES:
+            raise ValueError(f"unknown symmetry_average {self.symmetry_average!r}; choose one of {AVERAGES}")
+        if self.output_head not in OUTPUT_HEADS:
+            raise ValueError(f"unknown output_head {self.output_head!r}; choose one of {OUTPUT_HEADS}")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {self.sampler!r}; choose one of {SAMPLERS}")
+        if not self.diag_shift > 0:
+            raise ValueError(f"diag_shift must be > 0, got {self.diag_shift}")
+        if self.states < 1:
+            raise ValueError(f"the number of states K must be >= 1, got {self.states}")
+        for name in (
+            "batch",
+            "steps",
+            "eval_batch",
+            "checkpoint_every",
+            "max_retries",
+            "proposal_train_steps",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.lr_final is not None and not 0 < self.lr_final <= self.lr:
+            raise ValueError(f"lr_final must be in (0, lr = {self.lr}], got {self.lr_final}")
+        if not 0 <= self.lr_warmup < self.steps:
+            raise ValueError(f"lr_warmup must be in [0, steps = {self.steps}), got {self.lr_warmup}")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ValueError(f"max_minutes must be > 0, got {self.max_minutes}")
+        if not 0 < self.sampling_power <= 1:
+            raise ValueError(f"sampling_power must be in (0, 1], got {self.sampling_power}")
+        if self.trust_region is not None and not 0 < self.trust_region <= 1:
+            raise ValueError(f"trust_region must be in (0, 1], got {self.trust_region}")
+        if not 0 <= self.trust_floor < 1:
+            raise ValueError(f"trust_floor must be in [0, 1), got {self.trust_floor}")
+        if not 0 <= self.gate_smoothing < 1:
+            raise ValueError(f"gate_smoothing must be in [0, 1), got {self.gate_smoothing}")
+
+    def learning_rate(self) -> float | optax.Schedule:
+        """The NQS learning rate as a function of the update count.
+
+        ``lr``; or, with ``lr_final``, a cosine decay from ``lr`` to ``lr_final`` that ends at
+        ``steps``; with ``lr_warmup = W > 0`` either is preceded by a linear rise from 0 to ``lr``
+        over the first ``W`` updates (the decay then spans the remaining ``steps - W``).
+        """
+        if self.lr_warmup == 0:
+            if self.lr_final is None:
+                return self.lr
+            return optax.cosine_decay_schedule(self.lr, self.steps, alpha=self.lr_final / self.lr)
+        return optax.warmup_cosine_decay_schedule(
+            0.0,
+            self.lr,
+            self.lr_warmup,
+            self.steps,
+            end_value=self.lr if self.lr_final is None else self.lr_final,
+        )
+
+
+def read_options_file(path: str | os.PathLike) -> dict:
+    """The mapping of VMC options in the YAML file ``path`` (keys not checked here).
+
+    ``ValueError`` naming the file when it is missing, not YAML, or not a mapping.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"config file {path} does not exist")
+    try:
+        values = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise ValueError(f"config file {path} is not valid YAML ({str(error).splitlines()[0]})") from error
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        message = f"config file {path} must be a mapping of VMC options, got a {type(values).__name__}"
+        raise ValueError(message)  # noqa: TRY004 (bad input, reported as a one-line error)
+    return values
+
+
+def load_reference(path: str | os.PathLike, hamiltonian, n_states: int) -> np.ndarray:
+    """The ``n_states`` lowest reference energies from an ``ed`` or ``extrapolate`` CSV.
+
+    The file must describe the same system: where it has ``model/lx/ly/bc/g/j2`` columns they
+    must match ``hamiltonian.describe()``, otherwise ``ValueError``.
+    """
+    if not Path(path).is_file():
+        raise ValueError(f"reference file {path} does not exist")
+    try:
+        frame = pd.read_csv(path)
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise ValueError(
+            f"reference file {path} is not a CSV of energies ({type(error).__name__})"
+        ) from error
+    for key, expected in hamiltonian.describe().items():
+        if key not in frame.columns or expected is None:
+            continue
+        found = frame[key].dropna().unique()
+        if len(found) == 0:
+            continue
+        same = all(
+            (
+                math.isclose(float(v), float(expected))
+                if isinstance(expected, float)
+                else str(v) == str(expected)
+            )
+            for v in found
+        )
+        if not same:
+            raise ValueError(
+                f"reference {path} is for {key}={found.tolist()}, but this run has {key}={expected!r}"
+            )
+    column = "energy" if "energy" in frame.columns else "energy_extrapolated"
+    if column not in frame.columns:
+        raise ValueError(f"reference {path} has neither an 'energy' nor an 'energy_extrapolated' column")
+    if "chi" in frame.columns:
+        raise ValueError(f"reference {path} is a raw DMRG scan; pass the output of `nirbench extrapolate`")
+    energies = frame.sort_values("state")[column].to_numpy(dtype=float)
+    if len(energies) < n_states:
+        raise ValueError(f"reference {path} has {len(energies)} levels, the run needs K = {n_states}")
+    return np.sort(energies)[:n_states]
+
+
+def sampler_options(c: VMCConfig) -> dict:
+    """The keyword arguments of ``make_sampler(c.sampler, ...)`` from the run options ``c``."""
+    if c.sampler == "nir":
+        return {
+            "n_states": c.states, "alpha_ess": c.alpha_ess, "alpha_eff": c.alpha_eff, "embed_dim": c.proposal_dim, "n_heads": c.proposal_heads,
+            "n_layers": c.proposal_layers, "p_floor": c.p_floor, "learning_rate": c.proposal_lr,
+            "train_steps": c.proposal_train_steps, "loss": c.nir_loss, "retrain_steps": c.proposal_retrain_steps,
+            "training": c.proposal_training, "gate_smoothing": c.gate_smoothing,
+            "mode": c.nir_mode, "adaptive": c.nir_fixed_batches is None, "n_proposal_batches": c.nir_fixed_batches,
+            "symmetrize": c.symmetrize_proposal, "proposal_dtype": c.proposal_dtype,
+        }  # fmt: skip
+    if c.sampler == "mcmc":
+        return {"n_chains": c.mcmc_chains, "n_warmup": c.mcmc_warmup, "thinning": c.mcmc_thinning}
+    return {}
