@@ -92,3 +92,11 @@ def test_the_markdown_table_has_one_line_per_claim(tmp_path):
     assert text.count("\n") == 3 and "**reproduced**" in text
     empty = claims.claims({"fig2": tmp_path / "missing.csv"})
     assert empty.empty
+
+
+def test_the_readme_shows_the_committed_claims_table():
+    """The README's results table is results/claims.md of the committed default-scale run, verbatim."""
+    table = (ROOT / "results" / "claims.md").read_text().strip().splitlines()
+    readme = (ROOT / "README.md").read_text()
+    missing = [line for line in table if line not in readme]
+    assert not missing, "copy results/claims.md into the README's results section"

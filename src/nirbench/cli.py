@@ -369,10 +369,43 @@ def _run_bench_vmc(args) -> None:
     print(f"(load average {os.getloadavg()[0]:.2f}; wrote {args.out})")
 
 
+def _add_bench_profile(kinds) -> None:
+    parser = kinds.add_parser(
+        "profile",
+        help="where the time of a VMC iteration goes, phase by phase (CSV + stacked-bar figure)",
+        description="Times each phase of a VMC iteration (proposal draws, NQS evaluation of the proposals, "
+        "proposal training, local energies, gradient and minSR, trust region, host) with the recipes of "
+        "config/recipes/ on the cases of issue 16; see nirbench.profile.",
+    )
+    parser.add_argument("--out", default="results/benchmarks/profile.csv",
+                        help="output CSV: case,tokens,phase,seconds_per_iteration,fraction,iterations")
+    parser.add_argument("--figure", default="figures/benchmarks/profile.png", help="stacked-bar figure (PNG)")
+    parser.add_argument("--cases", nargs="+", help="cases of nirbench.profile.PROFILE_CASES (default: all)")
+    parser.add_argument("--iterations", type=int, default=10, help="timed iterations, unprofiled then profiled")
+    parser.add_argument("--skip", type=int, default=5, help="untimed iterations first (compilation)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
+
+
+def _run_bench_profile(args) -> None:
+    from nirbench.profile import PROFILE_CASES, bench_profile, plot_profile
+
+    cases = args.cases or list(PROFILE_CASES)
+    unknown = sorted(set(cases) - set(PROFILE_CASES))
+    if unknown:
+        raise ValueError(f"unknown profile case(s) {unknown}; the cases are {sorted(PROFILE_CASES)}")
+    check_output_paths({"--out": args.out, "--figure": args.figure})
+    frame = bench_profile(cases, args.iterations, args.skip, args.seed)
+    write_csv_atomically(frame, args.out)
+    Path(args.figure).parent.mkdir(parents=True, exist_ok=True)
+    plot_profile(frame, args.figure)
+    print(f"(load average {os.getloadavg()[0]:.2f}; wrote {args.out}, {args.figure})")
+
+
 #: ``nirbench bench <kind>``: one (add, run) pair per benchmark kind, like ``COMMANDS``
 BENCH_KINDS = {
     "sampling": (_add_bench_sampling, _run_bench_sampling),
     "vmc": (_add_bench_vmc, _run_bench_vmc),
+    "profile": (_add_bench_profile, _run_bench_profile),
 }
 
 

@@ -54,6 +54,7 @@ from nirbench.minsr import (
 )
 from nirbench.models import batched_log_prob, build_nqs
 from nirbench.options import VMCConfig, load_reference, sampler_options
+from nirbench.profiling import timed
 from nirbench.samplers import make_sampler
 from nirbench.samplers.exact import check_exact_size
 from nirbench.updates import (
@@ -214,9 +215,9 @@ class VMCRun:
         key = jax.random.fold_in(self.key, self.iteration)
         sample_key, jsd_key = jax.random.split(key)
         state_before = self.sampler_state
-        batch, self.sampler_state, stats = self.draw(self.sampler, self.sampler_state, sample_key)
-        mean_matrix, levels, eps, variance = estimate(
-            self.nqs, self.hamiltonian, batch.configs, batch.weights
+        batch, self.sampler_state, stats = timed("sampling", self.draw, self.sampler, self.sampler_state, sample_key)
+        mean_matrix, levels, eps, variance = timed(
+            "local energies", estimate, self.nqs, self.hamiltonian, batch.configs, batch.weights
         )
         energy = float(jnp.real(jnp.trace(mean_matrix)))
         if not math.isfinite(energy):
@@ -224,23 +225,17 @@ class VMCRun:
         sigma, n_effective = standard_error(np.asarray(eps), batch)
         jsd = jsd_exact = math.nan
         if c.jsd_every and self.iteration % c.jsd_every == 0:  # the sampler that drew this batch, frozen
-            jsd, jsd_exact = sampler_jsd(self, state_before, jsd_key, c.jsd_samples)
+            jsd, jsd_exact = timed("JSD", sampler_jsd, self, state_before, jsd_key, c.jsd_samples)
         updated = bool(stats["nqs_update"])
         scale = predicted = math.nan
         if updated:
-            updates, opt_state, finite = nqs_updates(
-                self.nqs,
-                self.opt_state,
-                self.optimizer,
-                batch.configs,
-                batch.weights,
-                eps,
-                c.diag_shift,
-                c.minsr,
-            )
+            updates, opt_state, finite = timed(
+                "gradient and minSR", nqs_updates, self.nqs, self.opt_state, self.optimizer, batch.configs,
+                batch.weights, eps, c.diag_shift, c.minsr,
+            )  # fmt: skip
             if not bool(finite):
                 raise NonFiniteError(f"the NQS update became non-finite at iteration {self.iteration}")
-            scale, predicted = self._trust_region(updates, batch, stats)
+            scale, predicted = timed("trust region", self._trust_region, updates, batch, stats)
             scaled = updates if scale == 1.0 else jax.tree_util.tree_map(lambda u: scale * u, updates)
             self.nqs, self.opt_state = eqx.apply_updates(self.nqs, scaled), opt_state
             self.nqs_step += 1

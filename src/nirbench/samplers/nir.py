@@ -65,6 +65,7 @@ import optax
 from jax.scipy.special import logsumexp
 
 from nirbench.estimators import log_ess_from_sums
+from nirbench.profiling import is_profiling, timed
 from nirbench.proposal import (
     TransformerProposal,
     backward_train_step,
@@ -385,7 +386,11 @@ class NIRSampler(Sampler):
         log_target = math.log(self.alpha_ess * self.batch_size)
         while True:
             key_propose, key_round = jax.random.split(key_propose)
-            configs, log_w, log_q, lse, lse_sq = _propose(self.kernel, log_prob_fn, nqs, state.proposal, key_round)
+            configs, log_w, log_q, lse, lse_sq = timed(
+                "proposal sampling", _propose, self.kernel, log_prob_fn, nqs, state.proposal, key_round
+            )
+            if is_profiling():  # the NQS's share of that round, re-timed alone
+                timed("NQS evaluation of proposals", log_prob_fn, nqs, configs)
             rounds.append((configs, log_w, log_q))
             log_sum, log_sum_sq = np.logaddexp(log_sum, float(lse)), np.logaddexp(log_sum_sq, float(lse_sq))
             if math.isnan(log_sum) or math.isnan(log_sum_sq):
@@ -426,7 +431,9 @@ class NIRSampler(Sampler):
         # without any non-zero weight the batch is meaningless, whatever the mode
         nqs_update = ess > 0 and ((smoothed >= self.alpha_eff) if self.adaptive else True)
         n_steps = self.train_steps if (efficiency >= self.alpha_eff or self.retrain_steps is None) else self.retrain_steps
-        proposal, opt_state, loss = self._train(log_prob_fn, nqs, state, training, key_train, n_steps)
+        proposal, opt_state, loss = timed(
+            "proposal training", self._train, log_prob_fn, nqs, state, training, key_train, n_steps
+        )
         stats = default_stats(
             ess=ess, n_proposed=n_proposed, efficiency=efficiency, nqs_update=nqs_update,
             proposal_loss=loss, n_rounds=n_rounds, smoothed_efficiency=smoothed, train_steps=n_steps,

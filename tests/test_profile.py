@@ -1,0 +1,57 @@
+"""The iteration profile (nirbench.profiling, nirbench.profile): phases add up, timing is opt-in."""
+
+import math
+
+import pytest
+
+from nirbench.profile import COLUMNS, PHASES, exclusive_phases, plot_profile, profile_case
+from nirbench.profiling import is_profiling, profiling, timed
+
+
+def test_timed_adds_only_while_profiling():
+    assert timed("x", lambda a: a + 1, 1) == 2 and not is_profiling()
+    with profiling() as raw:
+        assert is_profiling()
+        timed("x", lambda: None)
+        timed("x", lambda: None)
+    assert set(raw) == {"x"} and raw["x"] >= 0 and not is_profiling()
+
+
+def test_exclusive_phases_sum_to_the_iteration_less_the_extra_evaluation():
+    raw = {"sampling": 5.0, "proposal sampling": 3.0, "NQS evaluation of proposals": 1.0,
+           "proposal training": 0.5, "local energies": 2.0, "gradient and minSR": 1.5, "trust region": 0.25}
+    phases = exclusive_phases(raw, total=10.0)
+    assert phases["proposal draws"] == 2.0 and phases["sampling, other"] == 0.5
+    assert sum(phases.values()) == pytest.approx(9.0)  # the re-timed evaluation was extra work
+    assert set(phases) == set(PHASES)
+
+
+TINY_RECIPE = """
+model: tfi
+width: 4
+depth: 1
+batch: 16
+steps: 50
+optimizer: sgd
+lr: 0.01
+proposal_dim: 4
+proposal_layers: 1
+proposal_heads: 1
+trust_region: 0.5
+proposal_training: proposals
+"""
+
+
+def test_a_small_nir_case_is_profiled_and_drawn(tmp_path):
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(TINY_RECIPE)
+    system = {"lx": 2, "ly": 2, "bc": "open", "g": 1.0, "states": 2}
+    frame = profile_case("tiny", str(recipe), system, iterations=2, skip=1)
+    assert list(frame.columns) == COLUMNS
+    phases = frame[frame["phase"].isin(PHASES)]
+    assert phases["fraction"].sum() == pytest.approx(1.0)
+    assert (phases.set_index("phase")["seconds_per_iteration"][["proposal draws", "local energies"]] > 0).all()
+    total = frame.set_index("phase")["seconds_per_iteration"]
+    assert math.isfinite(total["iteration (unprofiled)"]) and total["iteration (profiled)"] > 0
+    plot_profile(frame, tmp_path / "profile.png")
+    assert (tmp_path / "profile.png").stat().st_size > 0
