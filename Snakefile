@@ -5,7 +5,7 @@
 #   snakemake --profile workflow/profiles/default --configfile config/smoke.yaml   # CI scale
 #   snakemake --profile workflow/profiles/slurm --configfile config/paper.yaml     # paper scale
 #
-# Targets: all (default), fig2, fig3, fig4, table1, references, varbench. See workflow/rules/common.smk
+# Targets: all (default), fig2, fig3, fig4, table1, references, varbench; accuracy (not in all). See workflow/rules/common.smk
 # for the layout of results/ and figures/.
 
 from snakemake.utils import min_version, validate
@@ -30,6 +30,7 @@ include: "workflow/rules/ablation.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/provenance.smk"
 include: "workflow/rules/varbench.smk"
+include: "workflow/rules/accuracy.smk"
 
 
 onstart:

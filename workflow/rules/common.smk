@@ -73,6 +73,15 @@ def check_config(cfg):
             parse_lattice(lattice, f"experiments.{name}.lattices[{i}]")
         if "lattice" in exp:
             parse_lattice(exp["lattice"], f"experiments.{name}.lattice")
+    for case, spec in cfg.get("accuracy", {}).items():
+        if spec["preset"] not in presets:
+            raise ValueError(
+                f"config key accuracy.{case}.preset: unknown preset {spec['preset']!r}; the presets are {sorted(presets)}"
+            )
+        coupling = "g" if spec.get("model", "tfi") == "tfi" else "j2"
+        if coupling not in spec:
+            raise ValueError(f"config key accuracy.{case}: the {spec.get('model', 'tfi')} model needs {coupling}")
+        parse_lattice(spec["lattice"], f"accuracy.{case}.lattice")
     fig4 = cfg["experiments"]["fig4"]
     if fig4["enabled"] and fig4["dmrg_chi_shown"] not in cfg["references"]["dmrg_chi"]:
         raise ValueError(
@@ -307,6 +316,17 @@ def table1_runs():
         for layers in exp["proposal_layers"]
         for seed in exp["seeds"]
     ]
+
+
+def accuracy_runs():
+    """The accuracy benchmarks: ``{case: Run}`` (config block `accuracy`)."""
+    runs = {}
+    for case, spec in config.get("accuracy", {}).items():
+        model = spec.get("model", "tfi")
+        coupling = spec["g"] if model == "tfi" else spec["j2"]
+        system = System(model, *parse_lattice(spec["lattice"], f"accuracy.{case}"), spec["bc"], coupling, spec["states"])
+        runs[case] = Run(spec["preset"], system, spec["sampler"], spec.get("seed", 0))
+    return runs
 
 
 EXPERIMENT_RUNS = {"fig2": fig2_runs, "fig3": fig3_runs, "fig4": fig4_runs, "table1": table1_runs}
