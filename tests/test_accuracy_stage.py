@@ -29,7 +29,7 @@ def write_run(directory, energy, reference, steps=3):
 
 def test_cases_are_judged_against_their_targets(tmp_path):
     runs = [write_run(tmp_path / "a", -100.005, -100.0), write_run(tmp_path / "b", -99.0, -100.0, steps=2)]
-    files = lambda name: [str(run / name) for run in runs]  # noqa: E731
+    files = lambda name: [str(run / name) for run in runs]
     table = accuracy.table(files("summary.csv"), files("run.yaml"), ["met_case", "missed_case"], [1e-4, 1e-3])
     assert list(table["case"]) == ["met_case", "missed_case"]
     assert list(table["met"]) == [True, False]

@@ -50,7 +50,9 @@ def test_a_small_nir_case_is_profiled_and_drawn(tmp_path):
     assert list(frame.columns) == COLUMNS
     phases = frame[frame["phase"].isin(PHASES)]
     assert phases["fraction"].sum() == pytest.approx(1.0)
-    assert (phases.set_index("phase")["seconds_per_iteration"][["proposal draws", "local energies"]] > 0).all()
+    seconds = phases.set_index("phase")["seconds_per_iteration"]
+    assert seconds["proposal draws"] + seconds["NQS evaluation of proposals"] > 0 and seconds["local energies"] > 0
+    assert (seconds.drop("host") >= 0).all()  # only the host remainder, a difference, may dip below zero
     total = frame.set_index("phase")["seconds_per_iteration"]
     assert math.isfinite(total["iteration (unprofiled)"]) and total["iteration (profiled)"] > 0
     plot_profile(frame, tmp_path / "profile.png")
