@@ -373,8 +373,8 @@ def _add_bench_profile(kinds) -> None:
     parser = kinds.add_parser(
         "profile",
         help="where the time of a VMC iteration goes, phase by phase (CSV + stacked-bar figure)",
-        description="Times each phase of a VMC iteration (proposal draws, NQS evaluation of the proposals, "
-        "proposal training, local energies, gradient and minSR, trust region, host) with the recipes of "
+        description="Times each phase of a VMC iteration (proposal sampling with the NQS evaluation of the "
+        "proposals, proposal training, local energies, gradient and minSR, trust region, host) with the recipes of "
         "config/recipes/ on the cases of issue 16; see nirbench.profile.",
     )
     parser.add_argument("--out", default="results/benchmarks/profile.csv",

@@ -4,11 +4,10 @@ For each case (a recipe file and a system) the benchmark builds the run, takes `
 iterations (compilation, the first fast changes), times ``iterations`` iterations as a normal run
 does, then ``iterations`` more with :func:`nirbench.profiling.profiling` on, and writes one row per
 case and phase: seconds per iteration and fraction of the profiled iteration. The phases are
-exclusive (their sum is the profiled iteration, less the extra NQS evaluation the profile makes):
+exclusive (their sum is the profiled iteration):
 
-* ``proposal draws``: NIR's autoregressive sampling (the ``proposal sampling`` calls less the NQS
-  evaluation re-timed alone);
-* ``NQS evaluation of proposals``: ``log |Psi|^2`` of every proposed tuple;
+* ``proposal sampling``: NIR's autoregressive draws and ``log |Psi|^2`` of every proposed tuple
+  (one compiled call per round: timed together);
 * ``proposal training``; ``sampling, other`` (resampling, the adaptive loop; Metropolis or exact
   sampling for those samplers);
 * ``local energies``, ``gradient and minSR``, ``trust region``;
@@ -38,7 +37,7 @@ PROFILE_CASES = {
     "j1j2_4x4": ("config/recipes/j1j2_nir.yaml", {"lx": 4, "ly": 4, "bc": "periodic", "j2": 0.5, "states": 1}),
 }  # fmt: skip
 PHASES = [
-    "proposal draws", "NQS evaluation of proposals", "proposal training", "sampling, other",
+    "proposal sampling", "proposal training", "sampling, other",
     "local energies", "gradient and minSR", "trust region", "host",
 ]  # fmt: skip
 COLUMNS = ["case", "tokens", "phase", "seconds_per_iteration", "fraction", "iterations"]
@@ -48,22 +47,19 @@ def exclusive_phases(raw: dict, total: float) -> dict:
     """Exclusive phase seconds from the nested ones :func:`nirbench.profiling.timed` collected.
 
     ``raw``: seconds per phase over the profiled iterations (``sampling`` contains ``proposal
-    sampling``, which contains one NQS evaluation, ``proposal training`` and the extra re-timed
-    ``NQS evaluation of proposals``); ``total``: their wall time. Returns ``{phase: seconds}`` over
-    :data:`PHASES` whose sum is ``total`` less the extra evaluation.
+    sampling`` and ``proposal training``); ``total``: their wall time. Returns ``{phase: seconds}``
+    over :data:`PHASES` whose sum is ``total``.
     """
-    get = lambda name: raw.get(name, 0.0)
-    nqs_eval, proposing, training = get("NQS evaluation of proposals"), get("proposal sampling"), get("proposal training")
+    proposing, training = raw.get("proposal sampling", 0.0), raw.get("proposal training", 0.0)
     phases = {
-        "proposal draws": max(proposing - nqs_eval, 0.0),
-        "NQS evaluation of proposals": nqs_eval if proposing else 0.0,
+        "proposal sampling": proposing,
         "proposal training": training,
-        "sampling, other": get("sampling") - proposing - training - nqs_eval,
-        "local energies": get("local energies"),
-        "gradient and minSR": get("gradient and minSR"),
-        "trust region": get("trust region"),
+        "sampling, other": raw.get("sampling", 0.0) - proposing - training,
+        "local energies": raw.get("local energies", 0.0),
+        "gradient and minSR": raw.get("gradient and minSR", 0.0),
+        "trust region": raw.get("trust region", 0.0),
     }
-    phases["host"] = total - nqs_eval - sum(phases.values())
+    phases["host"] = total - sum(phases.values())
     return phases
 
 
@@ -84,7 +80,7 @@ def profile_case(name: str, recipe: str, system: dict, iterations: int, skip: in
             run.step()
         total = time.perf_counter() - start
     phases = exclusive_phases(dict(raw), total)
-    profiled = sum(phases.values()) / iterations
+    profiled = total / iterations
     tokens = run.config.states * run.config.lx * run.config.ly
     rows = [
         {"case": name, "tokens": tokens, "phase": phase, "seconds_per_iteration": seconds / iterations,

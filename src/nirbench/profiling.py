@@ -7,9 +7,8 @@ land in whichever later phase first needs the result) and adds the seconds to th
 waits serialise work that would otherwise overlap, so a profiled iteration is slightly slower
 than an unprofiled one; ``nirbench bench profile`` reports both. The phases:
 
-* ``proposal sampling`` (NIR: the Transformer's autoregressive draws, and the NQS evaluation of the
-  drawn tuples, one compiled call per round; ``NQS evaluation of proposals`` re-times the latter
-  alone, an extra evaluation made only while profiling, and is subtracted from it);
+* ``proposal sampling`` (NIR: the Transformer's autoregressive draws and the NQS evaluation of the
+  drawn tuples, one compiled call per round, so the two are timed together);
 * ``sampling`` (Metropolis and exact draws);
 * ``proposal training`` (NIR's Adam steps on the proposal);
 * ``local energies`` (the mean local-energy matrix of the batch);

@@ -65,7 +65,7 @@ import optax
 from jax.scipy.special import logsumexp
 
 from nirbench.estimators import log_ess_from_sums
-from nirbench.profiling import is_profiling, timed
+from nirbench.profiling import timed
 from nirbench.proposal import (
     TransformerProposal,
     backward_train_step,
@@ -389,8 +389,6 @@ class NIRSampler(Sampler):
             configs, log_w, log_q, lse, lse_sq = timed(
                 "proposal sampling", _propose, self.kernel, log_prob_fn, nqs, state.proposal, key_round
             )
-            if is_profiling():  # the NQS's share of that round, re-timed alone
-                timed("NQS evaluation of proposals", log_prob_fn, nqs, configs)
             rounds.append((configs, log_w, log_q))
             log_sum, log_sum_sq = np.logaddexp(log_sum, float(lse)), np.logaddexp(log_sum_sq, float(lse_sq))
             if math.isnan(log_sum) or math.isnan(log_sum_sq):
