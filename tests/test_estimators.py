@@ -14,6 +14,7 @@ from nirbench.estimators import (
     effective_sample_size,
     energy_levels,
     jensen_shannon_divergence,
+    log_ess_from_sums,
     local_energies,
     local_energy,
     local_energy_matrices,
@@ -188,6 +189,20 @@ def test_effective_sample_size():
     )
     # large log weights do not overflow
     assert np.isfinite(float(effective_sample_size(np.log(w) + 2000.0)))
+
+
+def test_log_ess_from_sums_on_host_floats_and_jax_arrays():
+    """NIR's round loop passes host floats (a Python float back, no device call); traced JAX
+    arrays give the same number; every weight zero gives -inf either way."""
+    w = np.random.default_rng(2).exponential(size=64)
+    log_sum, log_sum_sq = np.log(w.sum()), np.log((w**2).sum())
+    host = log_ess_from_sums(log_sum, log_sum_sq)
+    assert type(host) is float
+    np.testing.assert_allclose(np.exp(host), w.sum() ** 2 / (w**2).sum(), rtol=1e-12)
+    traced = jax.jit(log_ess_from_sums)(jnp.asarray(log_sum), jnp.asarray(log_sum_sq))
+    np.testing.assert_allclose(float(traced), host, rtol=1e-12)
+    assert log_ess_from_sums(-np.inf, -np.inf) == -np.inf
+    assert float(jax.jit(log_ess_from_sums)(jnp.asarray(-np.inf), jnp.asarray(-np.inf))) == -np.inf
 
 
 def test_jensen_shannon_divergence():

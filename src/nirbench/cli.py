@@ -8,12 +8,14 @@ one-line error and exit status 2, and no output file is written.
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import sys
 from dataclasses import MISSING
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from nirbench.io import write_csv_atomically
 
@@ -68,7 +70,7 @@ def _run_ed(args) -> None:
 def _add_vmc(subparsers) -> None:
     from dataclasses import fields
 
-    from nirbench.options import VMCConfig
+    from nirbench.options import SECTIONS, VMCConfig
 
     parser = subparsers.add_parser(
         "vmc",
@@ -76,23 +78,31 @@ def _add_vmc(subparsers) -> None:
         description="Variational Monte Carlo: sample -> local energy matrix -> minSR -> Adam. Options come "
         "from --config FILE.yaml and/or the flags below (flags win); defaults are the paper's table A1.",
     )
-    parser.add_argument("--config", help="YAML file of options (keys as the flags, with underscores)")
-    parser.add_argument("--out", required=True, help="per-step CSV (one row per iteration)")
+    parser.add_argument(
+        "--config", help="YAML file of options (keys as the flags, with underscores; flat or under their sections)"
+    )
+    parser.add_argument(
+        "--check-config", action="store_true",
+        help="check the options (file and flags), print them by section as YAML and exit without running",
+    )  # fmt: skip
+    parser.add_argument("--out", help="per-step CSV (one row per iteration; required unless --check-config)")
     parser.add_argument("--summary", help="one-row CSV with the final evaluation")
     parser.add_argument("--checkpoint-dir", help="directory for checkpoints (NQS, optimiser, sampler, key)")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --checkpoint-dir")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    groups = {name: parser.add_argument_group(f"{name} options", about) for name, about in SECTIONS.items()}
     types = {"int": int, "float": float, "str": str}
     for f in fields(VMCConfig):
         if f.name == "extra":
             continue
+        group = groups[f.metadata["section"]]
         flag = "--" + f.name.replace("_", "-")
         base = str(f.type).split(" |")[0]
         if base == "bool":
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f.metadata["help"])
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f.metadata["help"])
         else:
             default = "" if f.default is None or f.default is MISSING else f" (default {f.default})"
-            parser.add_argument(flag, type=types[base], default=None, help=f.metadata["help"] + default)
+            group.add_argument(flag, type=types[base], default=None, help=f.metadata["help"] + default)
 
 
 def check_output_paths(outputs: dict, inputs: dict | None = None) -> None:
@@ -121,6 +131,11 @@ def _run_vmc(args) -> None:
         if f.name != "extra" and getattr(args, f.name, None) is not None:
             values[f.name] = getattr(args, f.name)
     config = options.VMCConfig.from_dict(values)
+    if args.check_config:
+        print(yaml.safe_dump(options.nest_sections(config.to_dict()), sort_keys=False), end="")
+        return
+    if args.out is None:
+        raise ValueError("nirbench vmc needs --out (the per-step CSV), or --check-config")
     summary_path = args.summary or str(Path(args.out).with_suffix("")) + "_summary.csv"
     check_output_paths({"--out": args.out, "--summary": summary_path},
                        {"--config": args.config, "--reference": config.reference})
@@ -277,7 +292,21 @@ def _run_extrapolate(args) -> None:
 
 
 # --------------------------------------------------------------------------- bench
+def _keyword_defaults(*functions) -> dict:
+    """The keyword defaults of benchmark functions, for their CLI flags: a default lives once,
+    in the function's signature."""
+    return {
+        name: parameter.default
+        for function in functions
+        for name, parameter in inspect.signature(function).parameters.items()
+        if parameter.default is not parameter.empty
+    }
+
+
 def _add_bench_sampling(kinds) -> None:
+    from nirbench.bench import bench_sampling
+
+    d = _keyword_defaults(bench_sampling)
     parser = kinds.add_parser(
         "sampling",
         help="proposal sampling (KV cache vs naive), NIR vs MCMC seconds per effective sample",
@@ -285,27 +314,29 @@ def _add_bench_sampling(kinds) -> None:
         "with naive recompute; wall seconds per effective sample of MCMC (paper settings) and NIR on the same "
         "multi-state MLP NQS (the proposal is pre-trained briefly on MCMC samples); and plain vs "
         "symmetry-augmented NIR on a symmetric exact target. One CSV row per (case, method).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--out", default="results/benchmarks/sampling.csv",
                         help="output CSV: case,tokens,method,batch,seconds,samples_per_second,ess,"
                         "seconds_per_effective_sample,n_proposed,efficiency,notes")
-    parser.add_argument("--cases", default="3x2x3,4x4x3,8x8x3", help="comma-separated LXxLYxK (default: K*N = 18, 48, 192)")
-    parser.add_argument("--batch", type=int, default=512, help="samples per call (paper: 512)")
-    parser.add_argument("--g", type=float, default=3.0, help="transverse field of the TFI NQS cases")
-    parser.add_argument("--width", type=int, default=128, help="MLP width of the NQS (table A1: 128)")
-    parser.add_argument("--depth", type=int, default=4, help="MLP hidden layers of the NQS (table A1: 4)")
-    parser.add_argument("--kv-repeats", type=int, default=2, help="timed KV-cache sampling runs (median)")
-    parser.add_argument("--naive-batch", type=int, default=16, help="batch of the (slow) naive-recompute timing")
-    parser.add_argument("--naive-repeats", type=int, default=1, help="timed naive-recompute runs (median)")
-    parser.add_argument("--mcmc-calls", type=int, default=2, help="timed MCMC calls after the first")
-    parser.add_argument("--nir-calls", type=int, default=1, help="timed NIR calls after the first")
-    parser.add_argument("--pretrain-steps", type=int, default=20, help="proposal pre-training steps on MCMC samples")
-    parser.add_argument("--pretrain-batch", type=int, default=128, help="proposal pre-training minibatch")
-    parser.add_argument("--symmetry-case", default="3x2x2",
+    parser.add_argument("--cases", default="3x2x3,4x4x3,8x8x3", help="comma-separated LXxLYxK (K*N = 18, 48, 192)")
+    parser.add_argument("--batch", type=int, default=d["batch"], help="samples per call (paper: 512)")
+    parser.add_argument("--g", type=float, default=d["g"], help="transverse field of the TFI NQS cases")
+    parser.add_argument("--width", type=int, default=d["width"], help="MLP width of the NQS (table A1: 128)")
+    parser.add_argument("--depth", type=int, default=d["depth"], help="MLP hidden layers of the NQS (table A1: 4)")
+    parser.add_argument("--kv-repeats", type=int, default=d["kv_repeats"], help="timed KV-cache sampling runs (median)")
+    parser.add_argument("--naive-batch", type=int, default=d["naive_batch"], help="batch of the (slow) naive-recompute timing")
+    parser.add_argument("--naive-repeats", type=int, default=d["naive_repeats"], help="timed naive-recompute runs (median)")
+    parser.add_argument("--mcmc-calls", type=int, default=d["mcmc_calls"], help="timed MCMC calls after the first")
+    parser.add_argument("--nir-calls", type=int, default=d["nir_calls"], help="timed NIR calls after the first")
+    parser.add_argument("--pretrain-steps", type=int, default=d["pretrain_steps"], help="proposal pre-training steps on MCMC samples")
+    parser.add_argument("--pretrain-batch", type=int, default=d["pretrain_batch"], help="proposal pre-training minibatch")
+    parser.add_argument("--symmetry-case", default="x".join(map(str, d["symmetry_case"] or ())) or "none",
                         help="LXxLYxK of the symmetric-target comparison (K*N <= 20), or 'none'")
-    parser.add_argument("--symmetry-g", type=float, default=2.0, help="TFI field of the symmetric target")
-    parser.add_argument("--symmetry-pretrain-steps", type=int, default=20, help="its proposal pre-training steps")
-    parser.add_argument("--seed", type=int, default=0, help="random seed")
+    parser.add_argument("--symmetry-g", type=float, default=d["symmetry_g"], help="TFI field of the symmetric target")
+    parser.add_argument("--symmetry-pretrain-steps", type=int, default=d["symmetry_pretrain_steps"],
+                        help="its proposal pre-training steps")
+    parser.add_argument("--seed", type=int, default=d["seed"], help="random seed")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -326,9 +357,13 @@ def _run_bench_sampling(args) -> None:
 
 
 def _add_bench_vmc(kinds) -> None:
+    from nirbench.bench import bench_vmc, vmc_bench_config
+
+    d = _keyword_defaults(bench_vmc, vmc_bench_config)
     parser = kinds.add_parser(
         "vmc",
         help="seconds per VMC step (MCMC + minSR/Adam) on NetKet's comparison problem",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Seconds per VMC step (sample -> local energies -> update) for the 4x4 periodic TFI at "
         "g = 3, K = 1, MLP 4 x 128 (LayerNorm + GELU), batch 512, Metropolis set up as NetKet's "
         "MetropolisLocal(n_chains=16, sweep_size=16) with 40 discarded sweeps per chain per step; minSR "
@@ -337,21 +372,21 @@ def _add_bench_vmc(kinds) -> None:
     )
     parser.add_argument("--out", default="results/benchmarks/vmc.csv",
                         help="output CSV: case,sampler,optimizer,batch,params,seconds_per_step")
-    parser.add_argument("--steps", type=int, default=10, help="timed steps per optimizer (median)")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (compilation)")
-    parser.add_argument("--optimizers", nargs="+", choices=("minsr", "adam"), default=["minsr", "adam"],
+    parser.add_argument("--steps", type=int, default=d["n_steps"], help="timed steps per optimizer (median)")
+    parser.add_argument("--warmup", type=int, default=d["n_warmup"], help="untimed steps first (compilation)")
+    parser.add_argument("--optimizers", nargs="+", choices=d["optimizers"], default=list(d["optimizers"]),
                         help="minsr: minSR + Adam; adam: plain Adam")
-    parser.add_argument("--lx", type=int, default=4, help="lattice length in x (periodic TFI)")
-    parser.add_argument("--ly", type=int, default=4, help="lattice length in y")
-    parser.add_argument("--g", type=float, default=3.0, help="transverse field")
-    parser.add_argument("--width", type=int, default=128, help="MLP width")
-    parser.add_argument("--depth", type=int, default=4, help="MLP hidden layers")
-    parser.add_argument("--batch", type=int, default=512, help="samples per step")
-    parser.add_argument("--chains", type=int, default=16, help="Metropolis chains")
-    parser.add_argument("--sweep-size", type=int, default=None, help="flips per recorded sample (default lx*ly)")
-    parser.add_argument("--discard-sweeps", type=int, default=40, help="discarded sweeps per chain per step")
-    parser.add_argument("--diag-shift", type=float, default=1e-4, help="minSR diagonal shift")
-    parser.add_argument("--seed", type=int, default=0, help="random seed")
+    parser.add_argument("--lx", type=int, default=d["lx"], help="lattice length in x (periodic TFI)")
+    parser.add_argument("--ly", type=int, default=d["ly"], help="lattice length in y")
+    parser.add_argument("--g", type=float, default=d["g"], help="transverse field")
+    parser.add_argument("--width", type=int, default=d["width"], help="MLP width")
+    parser.add_argument("--depth", type=int, default=d["depth"], help="MLP hidden layers")
+    parser.add_argument("--batch", type=int, default=d["batch"], help="samples per step")
+    parser.add_argument("--chains", type=int, default=d["n_chains"], help="Metropolis chains")
+    parser.add_argument("--sweep-size", type=int, default=d["sweep_size"], help="flips per recorded sample (None: lx*ly)")
+    parser.add_argument("--discard-sweeps", type=int, default=d["n_discard_sweeps"], help="discarded sweeps per chain per step")
+    parser.add_argument("--diag-shift", type=float, default=d["diag_shift"], help="minSR diagonal shift")
+    parser.add_argument("--seed", type=int, default=d["seed"], help="random seed")
     parser.add_argument("--no-progress", action="store_true", help="do not print the step times")
 
 

@@ -133,8 +133,12 @@ def energy_levels(mean_matrix: jax.Array, host: bool | None = None) -> jax.Array
 def log_ess_from_sums(log_sum_w, log_sum_w2):
     """``log ESS = 2 log(sum w) - log(sum w^2)`` from the two log sums (``-inf`` when every weight
     is zero). The one definition of the (Kish) effective sample size: NIR accumulates the two sums
-    over its proposal rounds and calls this on them; :func:`log_effective_sample_size` on an array."""
-    return jnp.where(log_sum_w > -jnp.inf, 2.0 * log_sum_w - log_sum_w2, -jnp.inf)
+    over its proposal rounds on the host and calls this on them (Python or NumPy floats in, a
+    Python float out, no device dispatch); :func:`log_effective_sample_size` calls it on JAX
+    arrays, traced or not."""
+    if isinstance(log_sum_w, jax.Array) or isinstance(log_sum_w2, jax.Array):
+        return jnp.where(log_sum_w > -jnp.inf, 2.0 * log_sum_w - log_sum_w2, -jnp.inf)
+    return 2.0 * float(log_sum_w) - float(log_sum_w2) if log_sum_w > -math.inf else -math.inf
 
 
 def log_effective_sample_size(log_weights: jax.Array) -> jax.Array:

@@ -26,12 +26,36 @@ from nirbench.samplers import SAMPLERS
 _REQUIRED = dataclasses.MISSING
 
 
-def option(default=_REQUIRED, help: str = ""):
-    """A :class:`VMCConfig` field: its default and its one line of help (``nirbench vmc --help``),
-    in one place; the CLI flags and the pipeline's list of options are derived from the fields."""
+#: The components a run's options belong to, each with what it covers, in the order of ``nirbench
+#: vmc --help``. An options file gives each option flat (``width: 64``) or under its component
+#: (``network: {width: 64}``); either way the option keeps its one name.
+SECTIONS = {
+    "system": "what is simulated: Hamiltonian, lattice, number of states, reference energies",
+    "network": "the neural quantum state: architecture, symmetries, output head",
+    "training": "the NQS optimiser: number of updates, learning-rate schedule, minSR",
+    "sampling": "the sampler, the batch and the target power (every sampler)",
+    "nir": "NIR only: the Transformer proposal, its training, the gate, the trust region",
+    "mcmc": "Metropolis-Hastings only: warm-up, thinning, chains",
+    "run": "seed, time limit, final evaluation, diagnostics, checkpoints",
+}
+
+
+def option(section: str, default=_REQUIRED, help: str = ""):
+    """A :class:`VMCConfig` field: its component (a key of :data:`SECTIONS`), its default and its
+    one line of help (``nirbench vmc --help``), in one place; the CLI flags, their groups and the
+    pipeline's list of options are derived from the fields."""
+    if section not in SECTIONS:
+        raise ValueError(f"unknown option section {section!r}; the sections are {list(SECTIONS)}")
+    metadata = {"help": help, "section": section}
     if default is _REQUIRED:
-        return field(metadata={"help": help})
-    return field(default=default, metadata={"help": help})
+        return field(metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+#: The options that say what is simulated and how it is labelled: the system, the sampler, the seed
+#: and the reference. A pipeline experiment sets them per run; recipes and presets (the method's
+#: settings) never do.
+EXPERIMENT_KEYS = ("model", "lx", "ly", "bc", "g", "j2", "states", "sampler", "seed", "reference")
 
 
 @dataclass
@@ -41,106 +65,129 @@ class VMCConfig:
     The MLP width follows table A1 (128); the paper's text says 256 (section 4.2).
     """
 
-    model: str = option(help="Hamiltonian: tfi or j1j2")
-    lx: int = option(help="lattice length in x")
-    ly: int = option(help="lattice length in y")
-    bc: str = option(help="boundary conditions: open or periodic")
-    g: float | None = option(None, "TFI transverse field (>= 0)")
-    j2: float | None = option(None, "J1-J2 coupling J2/J1 (default 0.5)")
-    states: int = option(1, "number K of lowest states (multi-state determinant)")
-    net: str = option("mlp", "single-state network: mlp or rescnn")
-    width: int = option(128, "MLP hidden width (table A1: 128)")
-    depth: int = option(4, "MLP hidden layers")
-    channels: int = option(16, "ResCNN channels")
-    blocks: int = option(4, "ResCNN residual blocks")
-    symmetries: bool = option(True, "impose the model's symmetries (J1-J2: spin flip, lattice symmetries)")
+    model: str = option("system", help="Hamiltonian: tfi or j1j2")
+    lx: int = option("system", help="lattice length in x")
+    ly: int = option("system", help="lattice length in y")
+    bc: str = option("system", help="boundary conditions: open or periodic")
+    g: float | None = option("system", None, "TFI transverse field (>= 0)")
+    j2: float | None = option("system", None, "J1-J2 coupling J2/J1 (default 0.5)")
+    states: int = option("system", 1, "number K of lowest states (multi-state determinant)")
+    net: str = option("network", "mlp", "single-state network: mlp or rescnn")
+    width: int = option("network", 128, "MLP hidden width (table A1: 128)")
+    depth: int = option("network", 4, "MLP hidden layers")
+    channels: int = option("network", 16, "ResCNN channels")
+    blocks: int = option("network", 4, "ResCNN residual blocks")
+    symmetries: bool = option(
+        "network", True, "impose the model's symmetries (J1-J2: spin flip, lattice symmetries)"
+    )
     symmetry_average: str = option(
-        "log", "what the symmetrisation averages: log (log psi, paper) or amplitude (psi, a projector)"
+        "network",
+        "log",
+        "what the symmetrisation averages: log (log psi, paper) or amplitude (psi, a projector)",
     )
     output_head: str = option(
+        "network",
         "log",
         "what the network's two outputs are: log (Re, Im log psi; paper) or signed (a real amplitude exp(u) (1 + v), beyond the paper)",
     )
     marshall_sign: bool = option(
-        False, "J1-J2: multiply each network by the Marshall sign (a sign prior, beyond the paper)"
+        "network", False, "J1-J2: multiply each network by the Marshall sign (a sign prior, beyond the paper)"
     )
-    sampler: str = option("nir", "exact, mcmc or nir")
-    batch: int = option(512, "samples per step")
-    steps: int = option(10000, "number of NQS updates")
-    lr: float = option(1e-3, "NQS learning rate (of the optimizer: Adam or SGD)")
+    sampler: str = option("sampling", "nir", "exact, mcmc or nir")
+    batch: int = option("sampling", 512, "samples per step")
+    steps: int = option("training", 10000, "number of NQS updates")
+    lr: float = option("training", 1e-3, "NQS learning rate (of the optimizer: Adam or SGD)")
     lr_final: float | None = option(
-        None, "if set, the NQS learning rate decays from lr to lr_final over the steps (cosine)"
+        "training", None, "if set, the NQS learning rate decays from lr to lr_final over the steps (cosine)"
     )
     lr_warmup: int = option(
-        0, "NQS updates over which the learning rate rises linearly from 0 to lr (0: none)"
+        "training", 0, "NQS updates over which the learning rate rises linearly from 0 to lr (0: none)"
     )
-    optimizer: str = option("adam", "adam or sgd, applied to the (minSR) direction")
-    minsr: bool = option(True, "precondition with minSR")
-    diag_shift: float = option(1e-4, "minSR diagonal shift (> 0)")
-    seed: int = option(0, "random seed")
+    optimizer: str = option("training", "adam", "adam or sgd, applied to the (minSR) direction")
+    minsr: bool = option("training", True, "precondition with minSR")
+    diag_shift: float = option("training", 1e-4, "minSR diagonal shift (> 0)")
+    seed: int = option("run", 0, "random seed")
     # NIR
-    proposal_dim: int = option(32, "NIR proposal embedding dimension")
-    proposal_layers: int = option(4, "NIR proposal Transformer layers")
-    proposal_heads: int = option(4, "NIR proposal attention heads")
-    proposal_lr: float = option(1e-3, "NIR proposal learning rate")
-    proposal_train_steps: int = option(1, "NIR proposal Adam steps per sampled batch (paper: 1)")
+    proposal_dim: int = option("nir", 32, "NIR proposal embedding dimension")
+    proposal_layers: int = option("nir", 4, "NIR proposal Transformer layers")
+    proposal_heads: int = option("nir", 4, "NIR proposal attention heads")
+    proposal_lr: float = option("nir", 1e-3, "NIR proposal learning rate")
+    proposal_train_steps: int = option("nir", 1, "NIR proposal Adam steps per sampled batch (paper: 1)")
     proposal_retrain_steps: int | None = option(
+        "nir",
         None,
         "NIR proposal Adam steps in a call whose efficiency is below alpha_eff (default: proposal_train_steps)",
     )
     proposal_training: str = option(
+        "nir",
         "batch",
         "NIR proposal training data: batch (the returned batch, paper) or proposals (fresh minibatches drawn from the whole weighted proposal set)",
     )
     gate_smoothing: float = option(
+        "nir",
         0.0,
         "NIR: the gate compares a moving average of the efficiency with this weight on the past, in [0, 1) (0: paper)",
     )
     trust_region: float | None = option(
+        "nir",
         None,
         "NIR: halve an NQS step until its predicted efficiency on the current proposals is >= this fraction of the current one, in (0, 1] (unset: off; other samplers ignore it, like every NIR option)",
     )
     trust_floor: float = option(
+        "nir",
         0.0,
         "NIR trust region: nor below this efficiency (nor below the current one, if that is lower), in [0, 1) (0: no floor)",
     )
     proposal_dtype: str = option(
-        "float32", "NIR proposal precision: float32 or float64 (the importance weights use the NQS precision)"
+        "nir",
+        "float32",
+        "NIR proposal precision: float32 or float64 (the importance weights use the NQS precision)",
     )
-    p_floor: float = option(1e-4, "floor on every conditional probability of the proposal, in [0, 0.5)")
-    alpha_ess: float = option(2.0, "NIR: propose until ESS >= alpha_ess * batch")
-    alpha_eff: float = option(0.1, "NIR: update the NQS only if ESS/n_proposed >= alpha_eff")
+    p_floor: float = option(
+        "nir", 1e-4, "floor on every conditional probability of the proposal, in [0, 0.5)"
+    )
+    alpha_ess: float = option("nir", 2.0, "NIR: propose until ESS >= alpha_ess * batch")
+    alpha_eff: float = option("nir", 0.1, "NIR: update the NQS only if ESS/n_proposed >= alpha_eff")
     nir_fixed_batches: int | None = option(
-        None, "NIR: a fixed number of proposal batches per step (disables the adaptive rule)"
+        "nir", None, "NIR: a fixed number of proposal batches per step (disables the adaptive rule)"
     )
-    nir_mode: str = option("resample", "NIR: resample, or importance (weighted proposals)")
-    nir_loss: str = option("forward", "NIR proposal loss: forward or backward KL")
-    symmetrize_proposal: bool = option(False, "NIR: symmetry-augmented proposal")
+    nir_mode: str = option("nir", "resample", "NIR: resample, or importance (weighted proposals)")
+    nir_loss: str = option("nir", "forward", "NIR proposal loss: forward or backward KL")
+    symmetrize_proposal: bool = option("nir", False, "NIR: symmetry-augmented proposal")
     sampling_power: float = option(
+        "sampling",
         1.0,
         "p in (0, 1]: every sampler targets |Psi|^(2p) and reweights each sample by |Psi|^(2(1-p)) (1: plain |Psi|^2; beyond the paper)",
     )
-    max_retries: int = option(200, "NIR: stop after this many iterations in a row without an NQS update")
+    max_retries: int = option(
+        "nir", 200, "NIR: stop after this many iterations in a row without an NQS update"
+    )
     max_minutes: float | None = option(
-        None, "stop training after this many minutes of iterations (resumed runs included), then evaluate"
+        "run",
+        None,
+        "stop training after this many minutes of iterations (resumed runs included), then evaluate",
     )
     # MCMC
-    mcmc_warmup: int = option(640, "MCMC warm-up steps per sampling call")
-    mcmc_thinning: int = option(10, "MCMC steps between samples")
-    mcmc_chains: int | None = option(None, "MCMC chains (default: the largest divisor of batch up to 16)")
+    mcmc_warmup: int = option("mcmc", 640, "MCMC warm-up steps per sampling call")
+    mcmc_thinning: int = option("mcmc", 10, "MCMC steps between samples")
+    mcmc_chains: int | None = option(
+        "mcmc", None, "MCMC chains (default: the largest divisor of batch up to 16)"
+    )
     # evaluation, diagnostics, bookkeeping
-    eval_batch: int = option(4096, "samples in the final evaluation")
-    jsd_every: int = option(0, "measure the JSD to the exact |Psi|^2 every this many steps (0: never)")
-    jsd_samples: int = option(25600, "samples per JSD measurement")
-    checkpoint_every: int = option(100, "checkpoint every this many iterations")
+    eval_batch: int = option("run", 4096, "samples in the final evaluation")
+    jsd_every: int = option("run", 0, "measure the JSD to the exact |Psi|^2 every this many steps (0: never)")
+    jsd_samples: int = option("run", 25600, "samples per JSD measurement")
+    checkpoint_every: int = option("run", 100, "checkpoint every this many iterations")
     reference: str | None = option(
-        None, "CSV of exact (ed) or extrapolated (extrapolate) energies of the same system"
+        "system", None, "CSV of exact (ed) or extrapolated (extrapolate) energies of the same system"
     )
     extra: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_dict(cls, values: dict) -> VMCConfig:
-        """Build from a mapping; unknown keys and wrong types raise ``ValueError`` naming them."""
+        """Build from a mapping, flat or grouped by section (:func:`flatten_sections`); unknown
+        keys and wrong types raise ``ValueError`` naming them."""
+        values = flatten_sections(values)
         known = {f.name: f for f in fields(cls) if f.name != "extra"}
         unknown = sorted(set(values) - set(known))
         if unknown:
@@ -234,9 +281,12 @@ class VMCConfig:
 
 
 def read_options_file(path: str | os.PathLike) -> dict:
-    """The mapping of VMC options in the YAML file ``path`` (keys not checked here).
+    """The flat mapping of VMC options in the YAML file ``path``, whose options may be grouped under
+    their components (:data:`SECTIONS`, e.g. ``nir: {proposal_dim: 32}``) or given flat. Names
+    outside a section are not checked here (:meth:`VMCConfig.from_dict` does).
 
-    ``ValueError`` naming the file when it is missing, not YAML, or not a mapping.
+    ``ValueError`` naming the file when it is missing, not YAML, not a mapping, puts an option
+    under another component than its own, or gives an option twice.
     """
     path = Path(path)
     if not path.is_file():
@@ -250,7 +300,49 @@ def read_options_file(path: str | os.PathLike) -> dict:
     if not isinstance(values, dict):
         message = f"config file {path} must be a mapping of VMC options, got a {type(values).__name__}"
         raise ValueError(message)  # noqa: TRY004 (bad input, reported as a one-line error)
-    return values
+    try:
+        return flatten_sections(values)
+    except ValueError as error:
+        raise ValueError(f"config file {path}: {error}") from None
+
+
+def option_sections() -> dict[str, str]:
+    """``{option name: its section}`` for every :class:`VMCConfig` option."""
+    return {f.name: f.metadata["section"] for f in fields(VMCConfig) if f.name != "extra"}
+
+
+def flatten_sections(values: dict) -> dict:
+    """The flat options of a mapping that may group them by component (``{"nir": {"alpha_eff":
+    0.1}, "lx": 4}`` -> ``{"alpha_eff": 0.1, "lx": 4}``). ``ValueError`` when a section is not a
+    mapping, holds an option of another section or an unknown one, or an option is given twice."""
+    owner = option_sections()
+    flat = {}
+    for key, value in values.items():
+        if key not in SECTIONS:
+            if key in flat:
+                raise ValueError(f"option {key!r} is given twice")
+            flat[key] = value
+            continue
+        if not isinstance(value, dict):
+            raise ValueError(f"section {key!r} must be a mapping of its options, got {value!r}")
+        for name, item in value.items():
+            if owner.get(name) != key:
+                where = "is not an option" if name not in owner else f"belongs to section {owner[name]!r}"
+                raise ValueError(f"{key}.{name}: {name!r} {where}")
+            if name in flat:
+                raise ValueError(f"option {name!r} is given twice")
+            flat[name] = item
+    return flat
+
+
+def nest_sections(values: dict) -> dict:
+    """The inverse of :func:`flatten_sections`: flat options grouped by section, sections in the
+    order of :data:`SECTIONS` (what ``nirbench vmc --check-config`` prints)."""
+    owner = option_sections()
+    nested = {section: {} for section in SECTIONS}
+    for name, value in values.items():
+        nested[owner[name]][name] = value
+    return {section: options for section, options in nested.items() if options}
 
 
 def load_reference(path: str | os.PathLike, hamiltonian, n_states: int) -> np.ndarray:

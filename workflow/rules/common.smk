@@ -19,14 +19,23 @@ from dataclasses import dataclass
 
 import yaml
 
+from nirbench.options import EXPERIMENT_KEYS, VMCConfig, flatten_sections, option_sections, read_options_file
+
 RESULTS = os.path.normpath(config["results_dir"])
 FIGURES = os.path.normpath(config["figures_dir"])
+#: the tidy CSV of each experiment: what its figures and the claims read (one path per experiment)
+TIDY_CSV = {
+    "fig2": f"{RESULTS}/fig2_runs.csv",
+    "fig3": f"{RESULTS}/fig3_jsd.csv",
+    "fig4": f"{RESULTS}/fig4_levels.csv",
+    "table1": f"{RESULTS}/table1.csv",
+}
 EXPERIMENTS = config["experiments"]
 FIGURE_FORMATS = ["png", "pdf"]
 ENV = "../envs/nirbench.yaml"
-with open(os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml")) as _handle:
-    #: every run option the pipeline accepts (the schema's `hyper` block, less `recipe`: a file of them)
-    HYPER_KEYS = frozenset(yaml.safe_load(_handle)["$defs"]["hyper"]["properties"]) - {"recipe"}
+#: every run option a preset, a recipe or the `vmc` block may set: nirbench's options
+#: (nirbench.options.VMCConfig) less those the experiment sets per run
+HYPER_KEYS = frozenset(option_sections()) - set(EXPERIMENT_KEYS)
 
 
 wildcard_constraints:
@@ -199,19 +208,14 @@ SYSTEM_KEYS = ("model", "lx", "ly", "bc")
 PROPOSAL_SUFFIX = re.compile(r"d(\d+)l(\d+)")
 
 
-#: Keys of a recipe file that name the system or the run: the experiment sets them, not the recipe.
-RUN_KEYS = ("model", "lx", "ly", "bc", "g", "j2", "states", "sampler", "seed", "reference")
-
-
 def recipe_settings(path):
     """The hyperparameters of a recipe file (config/recipes/*.yaml, a `nirbench vmc --config` file
     that leaves the system to the command line), without its system and run keys."""
-    with open(path) as handle:
-        recipe = yaml.safe_load(handle) or {}
-    unknown = sorted(set(recipe) - set(RUN_KEYS) - set(HYPER_KEYS))
+    recipe = read_options_file(path)  # flat, or grouped by section as nirbench reads it
+    unknown = sorted(set(recipe) - set(EXPERIMENT_KEYS) - set(HYPER_KEYS))
     if unknown:
         raise ValueError(f"recipe {path}: unknown keys {unknown}; the run options are {sorted(HYPER_KEYS)}")
-    return {key: value for key, value in recipe.items() if key not in RUN_KEYS}
+    return {key: value for key, value in recipe.items() if key not in EXPERIMENT_KEYS}
 
 
 def preset_settings(preset):
@@ -220,7 +224,8 @@ def preset_settings(preset):
     name, _, suffix = preset.partition("-")
     if name not in config["presets"]:
         raise ValueError(f"unknown preset {name!r}; the presets are {sorted(config['presets'])}")
-    base, overrides = dict(config["vmc"]), dict(config["presets"][name])
+    # each layer may group its options by section (nirbench.options.SECTIONS), as a recipe may
+    base, overrides = flatten_sections(config["vmc"]), flatten_sections(config["presets"][name])
     recipe = overrides.pop("recipe", base.pop("recipe", None))
     settings = {**base, **(recipe_settings(recipe) if recipe else {}), **overrides}
     if suffix:
@@ -238,7 +243,7 @@ def run_settings(run):
     settings["states"] = system.states
     settings["sampler"] = run.sampler
     settings["seed"] = run.seed
-    settings.update({k: v for k, v in preset_settings(run.preset).items() if k not in RUN_KEYS})
+    settings.update({k: v for k, v in preset_settings(run.preset).items() if k not in EXPERIMENT_KEYS})
     reference = reference_file(system)
     if reference is not None:
         settings["reference"] = reference
@@ -373,7 +378,7 @@ def experiment_targets(name):
         "fig2": figures("fig2_energy_vs_g", "fig2_training"),
         "fig3": figures("fig3_jsd"),
         "fig4": figures("fig4_levels", "fig4_error"),
-        "table1": [f"{RESULTS}/table1.csv", f"{RESULTS}/table1.md"],
+        "table1": [TIDY_CSV["table1"], f"{RESULTS}/table1.md"],
     }[name]
 
 
@@ -386,8 +391,7 @@ def final_targets():
 
 def claims_inputs():
     """The tidy CSV of each enabled experiment, by name (the inputs of the rule claims)."""
-    files = {"fig2": "fig2_runs.csv", "fig3": "fig3_jsd.csv", "fig4": "fig4_levels.csv", "table1": "table1.csv"}
-    return {name: f"{RESULTS}/{file}" for name, file in files.items() if enabled(name)}
+    return {name: path for name, path in TIDY_CSV.items() if enabled(name)}
 
 
 # --------------------------------------------------------------------------- provenance
@@ -401,4 +405,27 @@ def record_start():
         handle.write(f"{time.time()}\n")
 
 
+def check_run_options():
+    """Every planned run's options (its RUN.yaml) checked by nirbench itself, before any job:
+    unknown options, wrong types and out-of-range values name the run and its preset; a key that
+    is not a run option, or that the experiment sets itself, names its block even where no run
+    uses it."""
+    blocks = {"vmc": config["vmc"], **{f"presets.{name}": preset for name, preset in config["presets"].items()}}
+    for key, block in blocks.items():
+        try:
+            names = set(flatten_sections(block)) - {"recipe"}
+        except ValueError as error:
+            raise ValueError(f"config key {key}: {error}") from None
+        if names & set(EXPERIMENT_KEYS):
+            raise ValueError(f"config key {key}: {sorted(names & set(EXPERIMENT_KEYS))} are set by each experiment, not here")
+        if names - HYPER_KEYS:
+            raise ValueError(f"config key {key}: unknown run options {sorted(names - HYPER_KEYS)}; `nirbench vmc --help` lists them")
+    for run in [*all_runs(), *accuracy_runs().values()]:
+        try:
+            VMCConfig.from_dict(run_settings(run))
+        except ValueError as error:
+            raise ValueError(f"config key presets.{run.preset.partition('-')[0]} (run {run.dir}): {error}") from None
+
+
 check_config(config)
+check_run_options()

@@ -81,7 +81,7 @@ rule collect_fig4:
         dmrg=[dmrg_file(s) for s in fig4_systems()] if enabled("fig4") else [],
         extrapolated=[extrapolated_file(s) for s in fig4_systems()] if enabled("fig4") else [],
     output:
-        report(f"{RESULTS}/fig4_levels.csv", caption="../report/runs_table.rst", category="Tables", subcategory="Collected runs"),
+        report(TIDY_CSV["fig4"], caption="../report/runs_table.rst", category="Tables", subcategory="Collected runs"),
     params:
         mode="levels",
         experiment="fig4",

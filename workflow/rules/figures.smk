@@ -30,7 +30,7 @@ rule references:
 
 rule plot_fig2_energy_vs_g:
     input:
-        f"{RESULTS}/fig2_runs.csv",
+        TIDY_CSV["fig2"],
     output:
         png=report(f"{FIGURES}/fig2_energy_vs_g.png", caption="../report/fig2_energy_vs_g.rst", category="Figures"),
         pdf=f"{FIGURES}/fig2_energy_vs_g.pdf",
@@ -62,7 +62,7 @@ rule plot_fig2_training:
 
 rule plot_fig3_jsd:
     input:
-        f"{RESULTS}/fig3_jsd.csv",
+        TIDY_CSV["fig3"],
     output:
         png=report(f"{FIGURES}/fig3_jsd.png", caption="../report/fig3_jsd.rst", category="Figures"),
         pdf=f"{FIGURES}/fig3_jsd.pdf",
@@ -78,7 +78,7 @@ rule plot_fig3_jsd:
 
 rule plot_fig4_levels:
     input:
-        f"{RESULTS}/fig4_levels.csv",
+        TIDY_CSV["fig4"],
     output:
         png=report(f"{FIGURES}/fig4_levels.png", caption="../report/fig4_levels.rst", category="Figures"),
         pdf=f"{FIGURES}/fig4_levels.pdf",
@@ -96,7 +96,7 @@ rule plot_fig4_levels:
 
 rule plot_fig4_error:
     input:
-        f"{RESULTS}/fig4_levels.csv",
+        TIDY_CSV["fig4"],
     output:
         png=report(f"{FIGURES}/fig4_error.png", caption="../report/fig4_error.rst", category="Figures"),
         pdf=f"{FIGURES}/fig4_error.pdf",
@@ -117,7 +117,7 @@ rule make_table1:
     input:
         f"{RESULTS}/table1_runs.csv",
     output:
-        csv=report(f"{RESULTS}/table1.csv", caption="../report/table1.rst", category="Tables"),
+        csv=report(TIDY_CSV["table1"], caption="../report/table1.rst", category="Tables"),
         md=report(f"{RESULTS}/table1.md", caption="../report/table1.rst", category="Tables"),
     log:
         f"{RESULTS}/logs/figures/table1.log",

@@ -9,7 +9,7 @@ rule collect_fig3:
         summaries=run_files(fig3_runs(), "summary.csv") if enabled("fig3") else [],
         configs=run_files(fig3_runs(), "run.yaml") if enabled("fig3") else [],
     output:
-        report(f"{RESULTS}/fig3_jsd.csv", caption="../report/runs_table.rst", category="Tables", subcategory="Collected runs"),
+        report(TIDY_CSV["fig3"], caption="../report/runs_table.rst", category="Tables", subcategory="Collected runs"),
     params:
         mode="steps",
         experiment="fig3",

@@ -61,7 +61,7 @@ rule collect_fig2_runs:
         summaries=run_files(fig2_runs(), "summary.csv") if enabled("fig2") else [],
         configs=run_files(fig2_runs(), "run.yaml") if enabled("fig2") else [],
     output:
-        report(f"{RESULTS}/fig2_runs.csv", caption="../report/runs_table.rst", category="Tables", subcategory="Collected runs"),
+        report(TIDY_CSV["fig2"], caption="../report/runs_table.rst", category="Tables", subcategory="Collected runs"),
     params:
         mode="summaries",
         experiment="fig2",

@@ -1,7 +1,8 @@
 """What each figure and table shows: the paper's claim, our measured result, and a verdict.
 
-Inputs (the tidy CSVs of the pipeline; a missing or empty one gives no row): ``fig2_runs.csv``,
-``fig3_jsd.csv``, ``fig4_levels.csv``, ``table1.csv``. Outputs: ``claims.csv`` (one row per
+Inputs: the tidy CSV of each experiment (``fig2``, ``fig3``, ``fig4``, ``table1``; their paths
+come from the pipeline's ``TIDY_CSV``, or as ``--input NAME=PATH``; a missing or empty one gives
+no row). Outputs: ``claims.csv`` (one row per
 claim and system: ``experiment, system, claim, result, verdict`` plus the numbers behind it) and
 ``claims.md`` (the same as the README's results table).
 
@@ -207,8 +208,6 @@ def table1_claims(table):
     }]  # fmt: skip
 
 
-#: the tidy CSV each experiment's claims are read from (file names under results/)
-INPUTS = {"fig2": "fig2_runs.csv", "fig3": "fig3_jsd.csv", "fig4": "fig4_levels.csv", "table1": "table1.csv"}
 CLAIMS = {"fig2": fig2_claims, "fig3": fig3_claims, "fig4": fig4_claims, "table1": table1_claims}
 
 
@@ -234,14 +233,21 @@ def run(paths, out_csv, out_md):
 
 if __name__ == "__main__" and "snakemake" not in globals():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--results", required=True)
+    parser.add_argument(
+        "--input", action="append", default=[], metavar="NAME=PATH",
+        help=f"the tidy CSV of an experiment, NAME one of {', '.join(CLAIMS)} (repeat the option)",
+    )
     parser.add_argument("--out-csv", required=True)
     parser.add_argument("--out-md", required=True)
     args = parser.parse_args()
-    run({name: os.path.join(args.results, file) for name, file in INPUTS.items()}, args.out_csv, args.out_md)
+    paths = dict(item.split("=", 1) for item in args.input if "=" in item)
+    bad = [item for item in args.input if item.split("=", 1)[0] not in CLAIMS or "=" not in item]
+    if bad:
+        parser.error(f"--input {bad[0]!r}: expected NAME=PATH with NAME one of {', '.join(CLAIMS)}")
+    run(paths, args.out_csv, args.out_md)
 elif "snakemake" in globals():
     with open(snakemake.log[0], "w") as log:  # noqa: F821
         sys.stdout = log
         inputs = snakemake.input  # noqa: F821
-        paths = {name: getattr(inputs, name) for name in INPUTS if hasattr(inputs, name)}
+        paths = {name: getattr(inputs, name) for name in CLAIMS if hasattr(inputs, name)}
         run(paths, snakemake.output.csv, snakemake.output.md)  # noqa: F821

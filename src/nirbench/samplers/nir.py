@@ -393,7 +393,7 @@ class NIRSampler(Sampler):
             log_sum, log_sum_sq = np.logaddexp(log_sum, float(lse)), np.logaddexp(log_sum_sq, float(lse_sq))
             if math.isnan(log_sum) or math.isnan(log_sum_sq):
                 raise FloatingPointError("NIR: log_prob_fn or the proposal returned NaN importance weights")
-            log_ess = float(log_ess_from_sums(log_sum, log_sum_sq))
+            log_ess = log_ess_from_sums(log_sum, log_sum_sq)
             if self.adaptive and (log_ess >= log_target or len(rounds) >= self.round_limit):
                 break
             if not self.adaptive and len(rounds) >= self.rounds_fixed:
