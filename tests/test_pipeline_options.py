@@ -69,3 +69,22 @@ def test_every_option_is_a_flag_with_the_help_of_its_field():
             continue
         assert f.metadata["help"], f"option {f.name} has no help"
         assert flags[f.name].help.startswith(f.metadata["help"])
+
+
+def test_every_run_option_is_accepted_by_the_pipeline(tmp_path):
+    """A new VMCConfig field needs no pipeline edit: a config whose `vmc` block sets every option
+    that an experiment does not set (each to its default) plans without error."""
+    from nirbench.options import EXPERIMENT_KEYS
+
+    every = {
+        f.name: f.default
+        for f in dataclasses.fields(VMCConfig)
+        if f.name != "extra" and f.name not in EXPERIMENT_KEYS
+    }
+    config = tmp_path / "every_option.yaml"
+    config.write_text(yaml.safe_dump({"vmc": every}))
+    done = subprocess.run(
+        ["snakemake", "-n", "--quiet", "--cores", "1", "--configfile", str(config)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -1,9 +1,9 @@
 """The options of a VMC run: one field per option with its default and help (:class:`VMCConfig`),
 the options file reader, the reference reader, and the sampler keyword arguments they imply.
 
-The CLI flags of ``nirbench vmc`` and its ``--help`` are derived from the fields; the pipeline's
-schema (``workflow/schemas/config.schema.yaml``, block ``hyper``) lists the same names, which a
-test checks.
+Each field carries its component (:data:`SECTIONS`), default and help. The CLI flags of
+``nirbench vmc`` and its ``--help`` (grouped by component) are derived from the fields, and the
+pipeline takes its list of run options and their checks from here (``workflow/rules/common.smk``).
 """
 
 from __future__ import annotations
