@@ -2,11 +2,10 @@
 
 import importlib.util
 import pathlib
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
+import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SPEC = importlib.util.spec_from_file_location("claims", ROOT / "workflow" / "scripts" / "claims.py")
@@ -104,13 +103,13 @@ def test_the_readme_shows_the_committed_claims_table():
     assert not missing, "copy results/claims.md into the README's results section"
 
 
-def test_the_command_line_reads_named_inputs_and_rejects_unknown_names(tmp_path):
-    script = ROOT / "workflow" / "scripts" / "claims.py"
+def test_the_command_line_reads_named_inputs_and_rejects_unknown_names(tmp_path, capsys):
     runs = tmp_path / "runs.csv"
     fig2_runs(-99.99, -99.5).to_csv(runs, index=False)
     out = [f"--out-csv={tmp_path / 'c.csv'}", f"--out-md={tmp_path / 'c.md'}"]
-    done = subprocess.run([sys.executable, script, "--input", f"fig2={runs}", *out], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    claims.main(["--input", f"fig2={runs}", *out])
     assert "**reproduced**" in (tmp_path / "c.md").read_text()
-    bad = subprocess.run([sys.executable, script, "--input", f"fig9={runs}", *out], capture_output=True, text=True)
-    assert bad.returncode == 2 and "'fig9=" in bad.stderr and "fig2, fig3, fig4, table1" in bad.stderr
+    with pytest.raises(SystemExit) as stopped:
+        claims.main(["--input", f"fig9={runs}", *out])
+    assert stopped.value.code == 2
+    assert "'fig9=" in capsys.readouterr().err

@@ -14,11 +14,11 @@ from nirbench.estimators import (
     effective_sample_size,
     energy_levels,
     jensen_shannon_divergence,
-    log_ess_from_sums,
     local_energies,
     local_energy,
     local_energy_matrices,
     local_energy_matrix,
+    log_ess_from_sums,
     mean_energy_matrix,
 )
 from nirbench.exact import all_configurations

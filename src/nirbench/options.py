@@ -324,7 +324,7 @@ def flatten_sections(values: dict) -> dict:
             flat[key] = value
             continue
         if not isinstance(value, dict):
-            raise ValueError(f"section {key!r} must be a mapping of its options, got {value!r}")
+            raise ValueError(f"section {key!r} must be a mapping of its options, got {value!r}")  # noqa: TRY004
         for name, item in value.items():
             if owner.get(name) != key:
                 where = "is not an option" if name not in owner else f"belongs to section {owner[name]!r}"

@@ -407,24 +407,32 @@ def record_start():
 
 def check_run_options():
     """Every planned run's options (its RUN.yaml) checked by nirbench itself, before any job:
-    unknown options, wrong types and out-of-range values name the run and its preset; a key that
-    is not a run option, or that the experiment sets itself, names its block even where no run
-    uses it."""
+    unknown options, wrong types and out-of-range values name the preset and a run of it; a key
+    that is not a run option, or that the experiment sets itself, names its block even where no
+    run uses it. Every problem is reported at once, one line each."""
+    problems = {}
     blocks = {"vmc": config["vmc"], **{f"presets.{name}": preset for name, preset in config["presets"].items()}}
     for key, block in blocks.items():
         try:
             names = set(flatten_sections(block)) - {"recipe"}
         except ValueError as error:
-            raise ValueError(f"config key {key}: {error}") from None
+            problems[key] = str(error)
+            continue
         if names & set(EXPERIMENT_KEYS):
-            raise ValueError(f"config key {key}: {sorted(names & set(EXPERIMENT_KEYS))} are set by each experiment, not here")
-        if names - HYPER_KEYS:
-            raise ValueError(f"config key {key}: unknown run options {sorted(names - HYPER_KEYS)}; `nirbench vmc --help` lists them")
+            problems[key] = f"{sorted(names & set(EXPERIMENT_KEYS))} are set by each experiment, not here"
+        elif names - HYPER_KEYS:
+            problems[key] = f"unknown run options {sorted(names - HYPER_KEYS)}; `nirbench vmc --help` lists them"
     for run in [*all_runs(), *accuracy_runs().values()]:
+        key = f"presets.{run.preset.partition('-')[0]}"
+        if key in problems:
+            continue
         try:
             VMCConfig.from_dict(run_settings(run))
         except ValueError as error:
-            raise ValueError(f"config key presets.{run.preset.partition('-')[0]} (run {run.dir}): {error}") from None
+            problems[key] = f"(run {run.dir}): {error}"
+    if problems:
+        lines = "\n".join(f"config key {key}: {problem}" for key, problem in problems.items())
+        raise ValueError(f"{len(problems)} bad run option setting(s):\n{lines}")
 
 
 check_config(config)

@@ -231,20 +231,24 @@ def run(paths, out_csv, out_md):
     print(f"claims: {len(frame)} rows -> {out_csv}, {out_md}")
 
 
-if __name__ == "__main__" and "snakemake" not in globals():
+def main(argv=None) -> None:
+    """The command line: ``--input NAME=PATH`` per experiment, ``--out-csv``, ``--out-md``."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--input", action="append", default=[], metavar="NAME=PATH",
         help=f"the tidy CSV of an experiment, NAME one of {', '.join(CLAIMS)} (repeat the option)",
-    )
+    )  # fmt: skip
     parser.add_argument("--out-csv", required=True)
     parser.add_argument("--out-md", required=True)
-    args = parser.parse_args()
-    paths = dict(item.split("=", 1) for item in args.input if "=" in item)
-    bad = [item for item in args.input if item.split("=", 1)[0] not in CLAIMS or "=" not in item]
+    args = parser.parse_args(argv)
+    bad = [item for item in args.input if "=" not in item or item.split("=", 1)[0] not in CLAIMS]
     if bad:
         parser.error(f"--input {bad[0]!r}: expected NAME=PATH with NAME one of {', '.join(CLAIMS)}")
-    run(paths, args.out_csv, args.out_md)
+    run(dict(item.split("=", 1) for item in args.input), args.out_csv, args.out_md)
+
+
+if __name__ == "__main__" and "snakemake" not in globals():
+    main()
 elif "snakemake" in globals():
     with open(snakemake.log[0], "w") as log:  # noqa: F821
         sys.stdout = log
