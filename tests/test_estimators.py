@@ -14,9 +14,11 @@ from nirbench.estimators import (
     effective_sample_size,
     energy_levels,
     jensen_shannon_divergence,
+    distinct_rows,
     local_energies,
     local_energy,
     local_energy_matrices,
+    local_energy_matrices_distinct,
     local_energy_matrix,
     log_ess_from_sums,
     mean_energy_matrix,
@@ -90,6 +92,31 @@ def test_single_state_energy_matrix_is_local_energy(model, g):
     matrices, single = map(np.asarray, both(configs))
     assert matrices.shape == (64, 1, 1)
     np.testing.assert_allclose(matrices[:, 0, 0], single, rtol=1e-10, atol=1e-12)
+
+
+def test_distinct_rows_maps_back_to_every_row():
+    rows = np.array([[1, -1, 1], [-1, -1, 1], [1, -1, 1], [1, 1, 1], [-1, -1, 1]], dtype=np.int8)
+    index, inverse = distinct_rows(rows)
+    assert len(index) == 3
+    np.testing.assert_array_equal(rows[index][inverse], rows)
+
+
+@pytest.mark.parametrize("model, g, n_states", [("tfi", 1.3, 2), ("j1j2", None, 1), ("j1j2", None, 2)])
+def test_distinct_local_energies_equal_the_direct_ones(model, g, n_states):
+    """Same matrices as the direct evaluation on a batch with repeated tuples, zero matrix
+    elements (J1-J2 exchange of parallel spins) and a chunk smaller than the distinct set."""
+    hamiltonian = make_hamiltonian(model, 2, 3, "periodic", g=g)
+    nqs = _nqs(6, n_states, seed=11)
+    configs = all_configurations(6)
+    if model == "j1j2":
+        configs = configs[configs.sum(axis=1) == 0]
+    rng = np.random.default_rng(0)
+    picks = np.array([rng.choice(len(configs), n_states, replace=False) for _ in range(7)])
+    batch = jnp.asarray(configs[np.concatenate([picks, picks[:3]])])  # (10, K, N), three repeats
+    direct = np.asarray(eqx.filter_jit(local_energy_matrices)(nqs, hamiltonian, batch))
+    distinct = np.asarray(local_energy_matrices_distinct(nqs, hamiltonian, batch, chunk=8))
+    assert distinct.shape == direct.shape == (10, n_states, n_states)
+    np.testing.assert_allclose(distinct, direct, rtol=1e-12, atol=1e-12)
 
 
 def _exact_average(nqs, hamiltonian, n_states):

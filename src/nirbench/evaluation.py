@@ -17,20 +17,17 @@ from __future__ import annotations
 
 import math
 
-import equinox as eqx
 import jax
 import numpy as np
 
 from nirbench.estimators import (
     jensen_shannon_divergence,
     level_local_values,
-    local_energy_matrices,
+    local_energy_matrices_distinct,
     standard_error,
 )
 from nirbench.samplers.base import indices_from_spins
 from nirbench.samplers.exact import exact_distribution
-
-_local_energy_matrices = eqx.filter_jit(local_energy_matrices)
 
 
 def v_score(energy: float, variance: float, n_sites: int) -> float:
@@ -70,7 +67,7 @@ def evaluate(run, n_samples: int, key, sampler=None, sampler_state=None) -> dict
         batches.append(batch)
         efficiencies.append(stats["efficiency"])
         drawn += len(batch.weights)
-    e_locs = [np.asarray(_local_energy_matrices(run.nqs, run.hamiltonian, batch.configs)) for batch in batches]
+    e_locs = [np.asarray(local_energy_matrices_distinct(run.nqs, run.hamiltonian, batch.configs)) for batch in batches]
     weights = [np.asarray(batch.weights, dtype=np.float64) for batch in batches]
     n_batches = len(batches)
     mean_matrix = sum(np.tensordot(w / w.sum(), e, axes=1) for w, e in zip(weights, e_locs)) / n_batches

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 
 from nirbench.estimators import (
     energy_levels,
-    local_energy_matrices,
+    local_energy_matrices_distinct,
     log_effective_sample_size,
     mean_energy_matrix,
 )
@@ -31,16 +31,18 @@ def count_parameters(module) -> int:
     return int(sum(leaf.size for leaf in jax.tree_util.tree_leaves(eqx.filter(module, eqx.is_inexact_array))))
 
 
-def _trace_local_energy(nqs, hamiltonian, configs):
-    """``(B, K, K)`` local energy matrices and their traces ``(B,)``."""
-    e_loc = local_energy_matrices(nqs, hamiltonian, configs)
-    return e_loc, jnp.trace(e_loc, axis1=1, axis2=2)
-
-
-@eqx.filter_jit
 def estimate(nqs, hamiltonian, configs, weights):
-    """Mean energy matrix ``(K, K)``, its eigenvalues, the traces ``(B,)`` and their variance."""
-    e_loc, eps = _trace_local_energy(nqs, hamiltonian, configs)
+    """Mean energy matrix ``(K, K)``, its eigenvalues, the traces ``(B,)`` and their variance.
+
+    The local-energy matrices come from :func:`~nirbench.estimators.local_energy_matrices_distinct`
+    (one NQS evaluation per distinct configuration), the averages from one compiled call.
+    """
+    return _summarise(local_energy_matrices_distinct(nqs, hamiltonian, configs), weights)
+
+
+@jax.jit
+def _summarise(e_loc, weights):
+    eps = jnp.trace(e_loc, axis1=1, axis2=2)
     mean_matrix = mean_energy_matrix(e_loc, weights)
     variance = jnp.sum(weights * jnp.abs(eps - jnp.sum(weights * eps)) ** 2)
     return mean_matrix, energy_levels(mean_matrix), eps, variance
