@@ -1,0 +1,147 @@
+"""Seconds per VMC iteration at several git revisions, measured in one run (issue 16's ratios).
+
+    python benchmarks/revision_speed.py --revisions 248719e f0cddd9 HEAD \
+        --out results/benchmarks/revision_speed.csv
+
+Each revision is checked out as a detached worktree under ``runs/revisions/`` (ignored by git) and
+every case runs in a fresh Python process with that worktree's ``src`` first on the path, one
+revision after the other for the same case, on one core
+(``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1``). A case builds the
+run from its options, makes ``--skip`` untimed iterations (compilation), then times
+``--iterations`` more (``VMCRun.step``, wall clock). One CSV row per (case, revision): mean and
+median seconds per iteration, their ratio to the first revision, mean proposals drawn per
+iteration (NIR's adaptive loop draws more when the efficiency is lower, so a changed trajectory
+changes the time too), and the NQS updates made. A case whose options a revision does not know is
+reported as ``unsupported`` instead of timed.
+
+Cases (flat options, valid at every revision since 248719e unless noted):
+
+* ``tfi4x4_k3_248719e``: 4x4 periodic TFI, g = 3, K = 3, NIR, MLP 64 x 3, batch 512, as in
+  ``benchmarks/accuracy/tfi4x4_g3_k3_nir.yaml`` at commit 248719e (the reference of issue 16);
+* ``j1j2_4x4``: ``config/recipes/j1j2_nir.yaml`` on the 4x4 periodic lattice, J2 = 0.5
+  (the symmetric ResCNN, 16 network calls per configuration);
+* ``tfi4x4_k3_recipe``: ``config/recipes/tfi_multistate_nir.yaml`` (weighted proposal training,
+  smoothed gate, trust region) on the same system as the first case; not known at 248719e.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+TFI_4X4 = {"model": "tfi", "lx": 4, "ly": 4, "bc": "periodic", "g": 3.0, "states": 3}
+J1J2_4X4 = {"model": "j1j2", "lx": 4, "ly": 4, "bc": "periodic", "j2": 0.5, "states": 1}
+NETWORK_TFI = {"net": "mlp", "width": 64, "depth": 3, "batch": 512, "optimizer": "sgd", "diag_shift": 1e-4}
+CASES = {
+    "tfi4x4_k3_248719e": {
+        **TFI_4X4, **NETWORK_TFI, "sampler": "nir", "steps": 400, "lr": 0.08, "lr_final": 0.003,
+        "lr_warmup": 30, "proposal_dim": 32, "proposal_layers": 2, "proposal_heads": 4,
+        "proposal_lr": 0.003, "proposal_train_steps": 2,
+    },
+    "j1j2_4x4": {
+        **J1J2_4X4, "net": "rescnn", "channels": 8, "blocks": 2, "symmetries": True,
+        "symmetry_average": "amplitude", "output_head": "signed", "marshall_sign": True, "sampler": "nir",
+        "sampling_power": 0.5, "batch": 256, "steps": 400, "optimizer": "sgd", "lr": 0.05,
+        "lr_final": 0.002, "lr_warmup": 20, "diag_shift": 1e-3, "proposal_dim": 16, "proposal_layers": 2,
+        "proposal_heads": 2, "proposal_lr": 0.003, "proposal_train_steps": 1,
+    },
+    "tfi4x4_k3_recipe": {
+        **TFI_4X4, **NETWORK_TFI, "sampler": "nir", "steps": 400, "lr": 0.05, "lr_final": 0.003,
+        "lr_warmup": 30, "proposal_dim": 32, "proposal_layers": 2, "proposal_heads": 4,
+        "proposal_lr": 0.003, "proposal_train_steps": 2, "proposal_retrain_steps": 8,
+        "proposal_training": "proposals", "gate_smoothing": 0.5, "trust_region": 0.7,
+    },
+}  # fmt: skip
+
+#: what a child process runs: build the case at the revision on sys.path, time its iterations
+CHILD = r"""
+import json, sys, time
+import numpy as np
+import nirbench
+from nirbench.vmc import VMCConfig, VMCRun
+options, skip, iterations = json.loads(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+try:
+    run = VMCRun(VMCConfig(**options))
+except (TypeError, ValueError) as error:
+    print(json.dumps({"status": "unsupported", "detail": str(error)}))
+    sys.exit(0)
+seconds, proposed, updates = [], [], 0
+for i in range(skip + iterations):
+    start = time.perf_counter()
+    row = run.step()
+    if i >= skip:
+        seconds.append(time.perf_counter() - start)
+        proposed.append(row["n_proposed"])
+        updates += int(row["nqs_updated"])
+print(json.dumps({
+    "status": "timed", "module": nirbench.__file__, "mean_seconds": float(np.mean(seconds)),
+    "median_seconds": float(np.median(seconds)), "min_seconds": float(np.min(seconds)),
+    "mean_proposed": float(np.nanmean(np.asarray(proposed, dtype=float))), "nqs_updates": updates,
+}))
+"""
+
+
+def worktree(revision: str, root: Path) -> tuple[str, Path]:
+    """The full commit of ``revision`` and a detached worktree of it under ``root``."""
+    commit = subprocess.run(
+        ["git", "rev-parse", revision], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    path = root / commit[:12]
+    if not path.exists():
+        subprocess.run(["git", "worktree", "add", "--detach", str(path), commit], check=True, capture_output=True)
+    return commit, path
+
+
+def time_case(path: Path, options: dict, skip: int, iterations: int) -> dict:
+    """Run :data:`CHILD` for ``options`` with the worktree ``path`` first on the path."""
+    env = {
+        **os.environ, "PYTHONPATH": str(path / "src"),
+        "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+    }  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", CHILD, json.dumps(options), str(skip), str(iterations)],
+        env=env, cwd=path, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise RuntimeError(f"case failed at {path}:\n{result.stderr[-3000:]}")
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    if report["status"] == "timed" and not report["module"].startswith(str(path)):
+        raise RuntimeError(f"imported {report['module']} instead of the worktree {path}")
+    return report
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--revisions", nargs="+", default=["248719e", "HEAD"])
+    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--skip", type=int, default=5)
+    parser.add_argument("--iterations", type=int, default=10)
+    parser.add_argument("--out", default="results/benchmarks/revision_speed.csv")
+    args = parser.parse_args(argv)
+    root = Path("runs/revisions").resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    trees = [(revision, *worktree(revision, root)) for revision in args.revisions]
+    rows = []
+    for case in args.cases:
+        for revision, commit, path in trees:
+            report = time_case(path, CASES[case], args.skip, args.iterations)
+            report.pop("module", None)
+            rows.append({"case": case, "revision": revision, "commit": commit[:12], **report})
+            print(json.dumps(rows[-1]), flush=True)
+    frame = pd.DataFrame(rows)
+    first = frame.groupby("case")["mean_seconds"].transform(lambda s: s.dropna().iloc[0] if s.notna().any() else s)
+    frame["ratio_to_first"] = frame["mean_seconds"] / first
+    frame["iterations"], frame["skip"] = args.iterations, args.skip
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(args.out, index=False)
+    print(frame.to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()
