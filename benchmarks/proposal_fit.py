@@ -77,7 +77,10 @@ def main() -> None:
     mcmc = make_sampler("mcmc", hamiltonian, 4096, n_chains=512, n_warmup=400, thinning=10)
     chains = mcmc.init(jax.random.key(0), 3, hamiltonian.n_sites)
     samples, _, _ = mcmc.sample(batched_log_prob, nqs[args.before], chains, jax.random.key(1))
-    rows = []
+    # rows of the variants not rerun are kept from an earlier run of the same file
+    kept = pd.read_csv(args.out) if Path(args.out).exists() else pd.DataFrame(columns=["variant"])
+    kept = kept[~kept["variant"].isin(args.variants)]
+    rows = kept.to_dict("records")
     for name in args.variants:
         training, dim, layers, heads, lr = VARIANTS[name]
         sampler = make_sampler(

@@ -8,8 +8,9 @@ every case runs in a fresh Python process with that worktree's ``src`` first on 
 revision after the other for the same case, on one core
 (``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1``). A case builds the
 run from its options, makes ``--skip`` untimed iterations (compilation), then times
-``--iterations`` more (``VMCRun.step``, wall clock). One CSV row per (case, revision): mean and
-median seconds per iteration, their ratio to the first revision, mean proposals drawn per
+``--iterations`` more (``VMCRun.step``, wall clock); ``--repeats`` passes over all cases and
+revisions, interleaved, show the machine's drift. One CSV row per (case, pass, revision): mean and
+median seconds per iteration, the mean's ratio to the first revision's in the same pass, mean proposals drawn per
 iteration (NIR's adaptive loop draws more when the efficiency is lower, so a changed trajectory
 changes the time too), and the NQS updates made. A case whose options a revision does not know is
 reported as ``unsupported`` instead of timed.
@@ -122,20 +123,25 @@ def main(argv=None) -> None:
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     parser.add_argument("--skip", type=int, default=5)
     parser.add_argument("--iterations", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=1, help="passes over all cases and revisions, interleaved")
     parser.add_argument("--out", default="results/benchmarks/revision_speed.csv")
     args = parser.parse_args(argv)
     root = Path("runs/revisions").resolve()
     root.mkdir(parents=True, exist_ok=True)
     trees = [(revision, *worktree(revision, root)) for revision in args.revisions]
     rows = []
-    for case in args.cases:
-        for revision, commit, path in trees:
-            report = time_case(path, CASES[case], args.skip, args.iterations)
-            report.pop("module", None)
-            rows.append({"case": case, "revision": revision, "commit": commit[:12], **report})
-            print(json.dumps(rows[-1]), flush=True)
+    for repeat in range(args.repeats):
+        for case in args.cases:
+            for revision, commit, path in trees:
+                report = time_case(path, CASES[case], args.skip, args.iterations)
+                report.pop("module", None)
+                rows.append({"case": case, "repeat": repeat, "revision": revision, "commit": commit[:12], **report})
+                print(json.dumps(rows[-1]), flush=True)
     frame = pd.DataFrame(rows)
-    first = frame.groupby("case")["mean_seconds"].transform(lambda s: s.dropna().iloc[0] if s.notna().any() else s)
+    # each pass's ratio to the first revision timed in the same pass
+    first = frame.groupby(["case", "repeat"])["mean_seconds"].transform(
+        lambda s: s.dropna().iloc[0] if s.notna().any() else s
+    )
     frame["ratio_to_first"] = frame["mean_seconds"] / first
     frame["iterations"], frame["skip"] = args.iterations, args.skip
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
