@@ -11,10 +11,10 @@ import scipy.linalg
 from scipy.spatial.distance import jensenshannon
 
 from nirbench.estimators import (
+    distinct_rows,
     effective_sample_size,
     energy_levels,
     jensen_shannon_divergence,
-    distinct_rows,
     local_energies,
     local_energy,
     local_energy_matrices,
