@@ -36,28 +36,21 @@ from pathlib import Path
 
 import pandas as pd
 
+from nirbench.options import read_options_file
+
+RECIPES = Path(__file__).resolve().parents[1] / "config" / "recipes"
 TFI_4X4 = {"model": "tfi", "lx": 4, "ly": 4, "bc": "periodic", "g": 3.0, "states": 3}
 J1J2_4X4 = {"model": "j1j2", "lx": 4, "ly": 4, "bc": "periodic", "j2": 0.5, "states": 1}
-NETWORK_TFI = {"net": "mlp", "width": 64, "depth": 3, "batch": 512, "optimizer": "sgd", "diag_shift": 1e-4}
 CASES = {
     "tfi4x4_k3_248719e": {
-        **TFI_4X4, **NETWORK_TFI, "sampler": "nir", "steps": 400, "lr": 0.08, "lr_final": 0.003,
+        **TFI_4X4, "net": "mlp", "width": 64, "depth": 3, "batch": 512, "optimizer": "sgd", "diag_shift": 1e-4,
+        "sampler": "nir", "steps": 400, "lr": 0.08, "lr_final": 0.003,
         "lr_warmup": 30, "proposal_dim": 32, "proposal_layers": 2, "proposal_heads": 4,
         "proposal_lr": 0.003, "proposal_train_steps": 2,
     },
-    "j1j2_4x4": {
-        **J1J2_4X4, "net": "rescnn", "channels": 8, "blocks": 2, "symmetries": True,
-        "symmetry_average": "amplitude", "output_head": "signed", "marshall_sign": True, "sampler": "nir",
-        "sampling_power": 0.5, "batch": 256, "steps": 400, "optimizer": "sgd", "lr": 0.05,
-        "lr_final": 0.002, "lr_warmup": 20, "diag_shift": 1e-3, "proposal_dim": 16, "proposal_layers": 2,
-        "proposal_heads": 2, "proposal_lr": 0.003, "proposal_train_steps": 1,
-    },
-    "tfi4x4_k3_recipe": {
-        **TFI_4X4, **NETWORK_TFI, "sampler": "nir", "steps": 400, "lr": 0.05, "lr_final": 0.003,
-        "lr_warmup": 30, "proposal_dim": 32, "proposal_layers": 2, "proposal_heads": 4,
-        "proposal_lr": 0.003, "proposal_train_steps": 2, "proposal_retrain_steps": 8,
-        "proposal_training": "proposals", "gate_smoothing": 0.5, "trust_region": 0.7,
-    },
+    # the recipes as they are now, flattened (older revisions read flat options only)
+    "j1j2_4x4": {**read_options_file(RECIPES / "j1j2_nir.yaml"), **J1J2_4X4},
+    "tfi4x4_k3_recipe": {**read_options_file(RECIPES / "tfi_multistate_nir.yaml"), **TFI_4X4},
 }  # fmt: skip
 
 #: what a child process runs: build the case at the revision on sys.path, time its iterations
