@@ -116,7 +116,7 @@ def test_distinct_local_energies_equal_the_direct_ones(model, g, n_states):
     direct = np.asarray(eqx.filter_jit(local_energy_matrices)(nqs, hamiltonian, batch))
     distinct = np.asarray(local_energy_matrices_distinct(nqs, hamiltonian, batch, chunk=8))
     assert distinct.shape == direct.shape == (10, n_states, n_states)
-    np.testing.assert_allclose(distinct, direct, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(distinct, direct, rtol=1e-10, atol=1e-10)  # batching changes rounding only
 
 
 def _exact_average(nqs, hamiltonian, n_states):
