@@ -18,10 +18,13 @@ import time
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from nirbench.estimators import distinct_rows, local_energy_matrices, local_energy_matrices_distinct
+from nirbench.estimators import (
+    distinct_needed_configurations,
+    local_energy_matrices,
+    local_energy_matrices_distinct,
+)
 from nirbench.options import VMCConfig, read_options_file
 from nirbench.profile import PROFILE_CASES
 from nirbench.vmc import VMCRun
@@ -50,16 +53,11 @@ def main(argv=None) -> None:
                 start = time.perf_counter()
                 jax.block_until_ready(f(*inputs))
                 seconds[name].append(time.perf_counter() - start)
-        s_conn, mels = jax.vmap(jax.vmap(run.hamiltonian.connected))(jnp.asarray(batch.configs))
-        n_sites = run.hamiltonian.n_sites
-        rows = np.concatenate([
-            np.asarray(batch.configs).reshape(-1, n_sites),
-            np.asarray(s_conn).reshape(-1, n_sites)[np.asarray(mels).reshape(-1) != 0],
-        ])  # fmt: skip
+        distinct, _, _, mels = distinct_needed_configurations(run.hamiltonian, batch.configs)
         difference = np.max(np.abs(results["direct"] - results["distinct"])) / np.max(np.abs(results["direct"]))
         print(
             f"{case}: direct {np.median(seconds['direct']):.3f} s, distinct {np.median(seconds['distinct']):.3f} s "
-            f"(median of {args.repeats}); {np.asarray(mels).size} connected, {len(distinct_rows(rows)[0])} "
+            f"(median of {args.repeats}); {mels.size} connected, {len(distinct)} "
             f"distinct with a non-zero element; largest relative difference {difference:.1e}",
             flush=True,
         )

@@ -126,6 +126,27 @@ def distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return index, inverse.ravel()
 
 
+def distinct_needed_configurations(hamiltonian, configs):
+    """The configurations the local energies of a batch ``configs`` ``(B, K, N)`` need, made
+    distinct: the tuple members and the connected configurations with a non-zero matrix element.
+
+    Returns ``(distinct, inverse, needed, mels)``: ``distinct`` ``(U, N)`` int8 (host); ``inverse``
+    maps the ``B K`` members, then the needed connected configurations in order, to rows of
+    ``distinct``; ``needed`` ``(B K M,)`` bool marks the connected configurations with a non-zero
+    element; ``mels`` ``(B, K, M)`` the matrix elements (a device array).
+    """
+    configs = jnp.asarray(configs)
+    n_sites = configs.shape[-1]
+    s_conn, mels = _connected_batch(hamiltonian, configs)  # (B, K, M, N), (B, K, M)
+    needed = np.asarray(mels).reshape(-1) != 0
+    rows = np.concatenate([
+        np.asarray(configs, dtype=np.int8).reshape(-1, n_sites),
+        np.asarray(s_conn, dtype=np.int8).reshape(-1, n_sites)[needed],
+    ])  # fmt: skip
+    index, inverse = distinct_rows(rows)
+    return rows[index], inverse, needed, mels
+
+
 def local_energy_matrices_distinct(nqs, hamiltonian, configs, chunk: int = DISTINCT_CHUNK) -> jax.Array:
     """:func:`local_energy_matrices` of a batch ``(B, K, N)`` -> ``(B, K, K)``, evaluating the NQS
     once per *distinct* configuration that enters with a non-zero matrix element.
@@ -134,22 +155,13 @@ def local_energy_matrices_distinct(nqs, hamiltonian, configs, chunk: int = DISTI
     connected configurations overlap, and many matrix elements vanish (J1-J2: exchange across
     parallel spins); on a J1-J2 4x4 NIR batch 16 640 connected configurations held 5 492 distinct
     ones with a non-zero element. The distinct ones are found on the host
-    (:func:`distinct_rows`) and evaluated in compiled chunks of ``chunk`` configurations (one
-    shape, compiled once); the matrices are then assembled exactly as in
+    (:func:`distinct_needed_configurations`) and evaluated in compiled chunks of ``chunk``
+    configurations (one shape, compiled once); the matrices are then assembled exactly as in
     :func:`local_energy_matrix`. Not differentiable (local energies never are, in VMC).
     """
-    configs = jnp.asarray(configs)
-    n_batch, n_states, n_sites = configs.shape
-    s_conn, mels = _connected_batch(hamiltonian, configs)  # (B, K, M, N), (B, K, M)
-    n_conn = s_conn.shape[2]
-    mels_host = np.asarray(mels)
-    needed = mels_host.reshape(-1) != 0
-    rows = np.concatenate([
-        np.asarray(configs, dtype=np.int8).reshape(-1, n_sites),
-        np.asarray(s_conn, dtype=np.int8).reshape(-1, n_sites)[needed],
-    ])  # fmt: skip
-    index, inverse = distinct_rows(rows)
-    distinct = rows[index]
+    n_batch, n_states, _ = jnp.shape(configs)
+    distinct, inverse, needed, mels = distinct_needed_configurations(hamiltonian, configs)
+    n_conn = mels.shape[2]
     padded = np.concatenate([distinct, np.repeat(distinct[:1], -len(distinct) % chunk, axis=0)])
     # host arrays from here on: shapes that change from call to call never reach a compiled function
     log_amps = np.concatenate([

@@ -127,8 +127,13 @@ def update(nqs, opt_state, optimizer, configs, weights, eps, diag_shift, use_min
 #: the trust region halves a step at most this many times (smallest scale 2^-8)
 
 
-@eqx.filter_jit
 def predicted_efficiency(log_prob_fn, nqs, configs, log_q, n_proposed):
     """``ESS / n_proposed`` of the weights ``log_prob_fn(nqs, configs) - log_q`` over a proposal set
-    ``(M, K, N)``, ``(M,)``: the efficiency the same proposals would have for ``nqs``."""
-    return jnp.exp(log_effective_sample_size(log_prob_fn(nqs, configs) - log_q)) / n_proposed
+    ``(M, K, N)``, ``(M,)``: the efficiency the same proposals would have for ``nqs``. The count
+    divides outside the compiled ESS, so a new count does not compile it again."""
+    return _effective_sample_size(log_prob_fn, nqs, configs, log_q) / n_proposed
+
+
+@eqx.filter_jit
+def _effective_sample_size(log_prob_fn, nqs, configs, log_q):
+    return jnp.exp(log_effective_sample_size(log_prob_fn(nqs, configs) - log_q))

@@ -270,11 +270,10 @@ class VMCRun:
         efficiency = stats["efficiency"]
         bound = max(self.config.trust_region * efficiency, min(efficiency, self.config.trust_floor))
         scale = 1.0
-        n_proposed = np.float64(stats["n_proposed"])  # an array argument: no compilation per value
         for halving in range(MAX_STEP_HALVINGS + 1):
             trial = eqx.apply_updates(self.nqs, jax.tree_util.tree_map(lambda u, s=scale: s * u, updates))
             predicted = float(predicted_efficiency(
-                self.log_prob_fn, trial, batch.proposal_configs, batch.proposal_log_q, n_proposed
+                self.log_prob_fn, trial, batch.proposal_configs, batch.proposal_log_q, stats["n_proposed"]
             ))  # fmt: skip
             if predicted >= bound or halving == MAX_STEP_HALVINGS:
                 return scale, predicted
