@@ -98,6 +98,20 @@ def test_max_minutes_stops_training_and_still_evaluates(tmp_path):
     assert len(pd.read_csv(tmp_path / "run.csv")) == 1
 
 
+def test_evaluation_retrains_only_after_a_completed_run(tmp_path):
+    """Retraining the proposal in the final evaluation is training: a run that ended at its time
+    limit is measured with the proposal as it stands; a completed run retrains while the gate fails."""
+    hopeless = {**TINY, "states": 2, "sampler": "nir", "alpha_eff": 0.99, "max_retries": 2, "steps": 50}
+    timed_out = run(VMCConfig(**hopeless, max_minutes=1e-9), tmp_path / "a.csv", tmp_path / "a_s.csv", progress=False)
+    assert timed_out["status"] == "time_limit"
+    assert timed_out["eval_retrains"] == 0 and not timed_out["eval_gate"] and np.isfinite(timed_out["energy"])
+    completed = run(VMCConfig(**{**hopeless, "steps": 1, "alpha_eff": 0.0}), tmp_path / "b.csv", tmp_path / "b_s.csv",
+                    progress=False)  # fmt: skip
+    assert completed["status"] == "completed" and completed["eval_gate"]
+    vmc = VMCRun(VMCConfig(**hopeless))
+    assert vmc.evaluate(retrain=True)["eval_retrains"] == 2  # the same gate, retraining allowed
+
+
 def test_energy_decreases_with_exact_sampling():
     config = VMCConfig(**TINY, sampler="exact", steps=60, lr=0.01, states=1)
     vmc = VMCRun(config)

@@ -6,7 +6,9 @@ with measurements continues exactly as one without them.
 
 The evaluation respects NIR's efficiency gate: while a frozen call's efficiency is below
 ``alpha_eff`` the proposal is retrained (on the copy; the NQS is fixed) and the call repeated, at
-most ``max_retries`` times; ``eval_gate`` says whether it passed. Every figure comes with an
+most ``max_retries`` times (none after a run that ended at its time limit or stalled: see
+:func:`nirbench.vmc.run`); ``eval_gate`` says whether it passed. A batch drawn below the gate is
+still an unbiased estimate, with the larger standard error its lower ESS gives. Every figure comes with an
 honest standard error (:func:`nirbench.estimators.standard_error`), per level too
 (:func:`nirbench.estimators.level_local_values`), and the V-score of Wu et al., Science 386, 296
 (2024): ``V = N Var(E) / (E - E_inf)^2`` with ``E_inf = 0`` for TFI and J1-J2, computed from the
@@ -35,7 +37,7 @@ def v_score(energy: float, variance: float, n_sites: int) -> float:
     return n_sites * variance / energy**2 if energy != 0 else math.nan
 
 
-def evaluate(run, n_samples: int, key, sampler=None, sampler_state=None) -> dict:
+def evaluate(run, n_samples: int, key, sampler=None, sampler_state=None, max_retrains: int | None = None) -> dict:
     """Estimate the energies of ``run``'s NQS from at least ``n_samples`` fresh samples.
 
     Args:
@@ -43,6 +45,8 @@ def evaluate(run, n_samples: int, key, sampler=None, sampler_state=None) -> dict
         n_samples: draw batches until this many rows are collected.
         key: JAX PRNG key.
         sampler, sampler_state: the sampler to measure with and its state (default: the run's).
+        max_retrains: proposal retraining calls allowed while the gate fails (default the run's
+            ``max_retries``; 0: measure with the proposal as it stands).
 
     Returns a dict: ``energy`` (trace), ``energy_sigma``, ``variance`` (of ``tr E_loc``),
     ``levels`` and ``level_sigmas`` ``(K,)``, ``v_score``, ``eval_samples``, ``eval_batches``,
@@ -53,13 +57,14 @@ def evaluate(run, n_samples: int, key, sampler=None, sampler_state=None) -> dict
     sampler = run.sampler if sampler is None else sampler
     state = run.sampler_state if sampler_state is None else sampler_state
     frozen = sampler.frozen()
+    max_retrains = run.config.max_retries if max_retrains is None else max_retrains
     batches, efficiencies, retrains, gate = [], [], 0, True
     drawn = 0
     while drawn < n_samples:
         key, key_draw, key_train = jax.random.split(key, 3)
         batch, state, stats = run.draw(frozen, state, key_draw)  # chains continue; a frozen NIR is unchanged
         if not stats["nqs_update"]:
-            if retrains < run.config.max_retries:
+            if retrains < max_retrains:
                 retrains += 1
                 _, state, _ = run.draw(sampler, state, key_train)  # retrain the proposal on the copy
                 continue
