@@ -41,6 +41,11 @@ def test_fig2_a_difference_within_the_error_bars_is_a_tie_and_mcmc_lower_refutes
     assert refuted["lower"] == "mcmc" and refuted["verdict"] == "not reproduced"
 
 
+def test_fig2_a_run_without_an_error_bar_decides_nothing():
+    (row,) = claims.fig2_claims(fig2_runs(-99.99, -99.97, sigma=np.nan))  # frozen Metropolis chains
+    assert row["lower"] == "unknown" and row["verdict"] == "not reached"
+
+
 def fig3_steps(mcmc_jsd, nir_jsd):
     rows = []
     for sampler, series in (("mcmc", mcmc_jsd), ("nir", nir_jsd)):

@@ -98,3 +98,26 @@ def test_standard_error_formulas_on_known_batches():
     sigma_sticky, n_sticky = standard_error(sticky.ravel(), chains)
     assert n_white == pytest.approx(2048, rel=0.2)
     assert n_sticky < 2048 / 5 and sigma_sticky > 2 * sigma_white
+
+
+def test_frozen_chains_give_no_error_bar():
+    """Chains that never moved repeat one tuple each: their batch cannot measure its own scatter,
+    so the standard error is nan, not the 0 (identical chains) or between-chain value it would
+    otherwise read; one chain that moves once restores a finite estimate."""
+    rng = np.random.default_rng(1)
+    n_chains, n_recordings = 4, 8
+    start = rng.choice(np.array([-1, 1], dtype=np.int8), size=(n_chains, 2, 6))
+    frozen = np.broadcast_to(start, (n_recordings, n_chains, 2, 6)).reshape(-1, 2, 6)
+    weights = np.full(len(frozen), 1 / len(frozen))
+    values = np.tile(rng.normal(size=n_chains), n_recordings)  # one value per chain, repeated
+    batch = SampleBatch(frozen, weights, n_chains=n_chains)
+    sigma, n_effective = standard_error(values, batch)
+    assert np.isnan(sigma) and np.isnan(n_effective)
+    moved = frozen.copy()
+    moved[-n_chains, 0, 0] *= -1  # chain 0 flips one spin at its last recording
+    moved_values = values.copy()
+    moved_values[-n_chains] += 1.0
+    sigma, _ = standard_error(moved_values, SampleBatch(moved, weights, n_chains=n_chains))
+    assert np.isfinite(sigma) and sigma > 0
+    # independent rows that happen to be identical are an exact estimate, not frozen chains
+    assert standard_error(np.full(8, 2.0), SampleBatch(frozen[:8], np.full(8, 1 / 8)))[0] == 0

@@ -306,6 +306,17 @@ def integrated_autocorrelation_time(series) -> float:
     return float(max(1.0, 2.0 * np.sum(pairs) - 1.0))
 
 
+def chains_frozen(batch) -> bool:
+    """Whether no Metropolis chain of ``batch`` moved: each repeats one configuration (tuple) in
+    all its ``S >= 2`` recordings. False for batches of independent rows, one recording per
+    chain, or without ``configs``."""
+    if batch.n_chains is None or batch.configs is None or len(batch.weights) // batch.n_chains < 2:
+        return False
+    configs = np.asarray(batch.configs)
+    series = configs.reshape(configs.shape[0] // batch.n_chains, batch.n_chains, -1)
+    return bool(np.all(series == series[:1]))
+
+
 def standard_error(values, batch) -> tuple[float, float]:
     """Standard error of the self-normalised weighted mean of ``values`` over a sample batch.
 
@@ -327,7 +338,10 @@ def standard_error(values, batch) -> tuple[float, float]:
     * Metropolis (``n_chains``, ``S = B / n_chains >= 2`` recordings per chain): that times the
       integrated autocorrelation time ``tau`` of the ``(S, n_chains)`` series of ``z``
       (:func:`integrated_autocorrelation_time`: Geyer's initial monotone sequence, centred on the
-      pooled mean so that chains stuck in different regions count as correlated).
+      pooled mean so that chains stuck in different regions count as correlated). When no chain
+      moved during the batch (:func:`chains_frozen`), the batch says nothing about the scatter a
+      moving chain would show: ``(nan, nan)``, not the 0 that identical frozen chains would give
+      (the 6x6 ordered phase freezes 16 chains in one tuple; docs/measurements.md).
     * resampled NIR (``source``): the ``B`` rows are drawn with replacement from the weighted
       proposal set (weights ``wbar_i``), so the estimate varies with the resampling (the first
       term, as for independent rows) and with the proposal set itself: the delta-method variance
@@ -339,6 +353,8 @@ def standard_error(values, batch) -> tuple[float, float]:
       ``sum_j wbar_j r_j`` estimated by the mean of ``r`` over the rows. Duplicates are never
       counted as independent samples.
     """
+    if chains_frozen(batch):
+        return math.nan, math.nan
     x = np.real(np.asarray(values, dtype=np.complex128)).astype(np.float64)
     v = np.asarray(batch.weights, dtype=np.float64)
     v = v / v.sum()

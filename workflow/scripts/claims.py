@@ -17,7 +17,8 @@ enough to tell, e.g. not converged), decided by these rules:
   paper's claim (NIR at least as low everywhere, MCMC trapped in the ordered phase on large
   lattices) is reproduced on a lattice and field where NIR is lower and MCMC trapped, not
   reproduced where MCMC is lower beyond the error bars, a tie where both runs converged to the
-  same trace (as the paper finds outside the ordered phase), and otherwise not reached.
+  same trace (as the paper finds outside the ordered phase), and otherwise not reached (also
+  when a run has no error bar: frozen Metropolis chains report ``energy_sigma`` nan).
 * **fig3**: the final JSD of a sampler is the mean of its last three measurements; its minimum
   is over the measurements before them. Reproduced when MCMC's final JSD exceeds twice its own
   minimum (it rose) and twice NIR's final JSD, while NIR's final JSD is at most twice its minimum
@@ -77,7 +78,7 @@ def _seed_mean(runs):
     """Mean trace energy over seeds and its standard error (reported sigma and seed scatter)."""
     n = len(runs)
     mean = runs["energy"].mean()
-    reported = math.sqrt((runs["energy_sigma"] ** 2).mean() / n)
+    reported = math.sqrt((runs["energy_sigma"] ** 2).mean(skipna=False) / n)  # nan if any run has none
     scatter = runs["energy"].std(ddof=1) / math.sqrt(n) if n > 1 else 0.0
     return mean, math.hypot(reported, scatter)
 
@@ -96,7 +97,10 @@ def fig2_claims(runs):
             continue
         (e_nir, s_nir), (e_mcmc, s_mcmc) = _seed_mean(nir), _seed_mean(mcmc)
         delta, sigma = e_mcmc - e_nir, math.hypot(s_nir, s_mcmc)
-        lower = "nir" if delta > 2 * sigma else "mcmc" if delta < -2 * sigma else "tie"
+        if not math.isfinite(sigma):  # a run without an error bar (frozen Metropolis chains)
+            lower = "unknown"
+        else:
+            lower = "nir" if delta > 2 * sigma else "mcmc" if delta < -2 * sigma else "tie"
         err_nir, err_mcmc = _relative_error(nir), _relative_error(mcmc)
         mcmc_converged, nir_converged = _all_converged(mcmc), _all_converged(nir)
         trapped = mcmc_converged and err_mcmc > TRAP_ERROR and err_mcmc > TRAP_RATIO * err_nir
@@ -104,7 +108,7 @@ def fig2_claims(runs):
             verdict = "reproduced"
         elif lower == "mcmc":
             verdict = "not reproduced"
-        elif nir_converged and mcmc_converged:
+        elif lower == "tie" and nir_converged and mcmc_converged:
             verdict = "tie"
         else:
             verdict = NOT_REACHED
