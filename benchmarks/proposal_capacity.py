@@ -15,7 +15,7 @@ the training signal is the bottleneck.
 The NQS is that of ``benchmarks/proposal_fit.py`` (the Metropolis run of
 ``benchmarks/accuracy/tfi6x6open_g1_k3_mcmc.yaml`` at update ``--target``, checkpointed beside the
 output and shared with that benchmark). Variants: the proposal's size (32/2/4, the recipe's; 32/4/4, the
-paper's), its Adam learning rate and the tuples per Adam step; every variant sees the same number of
+paper's; 64/2/4, twice as wide), its Adam learning rate and the tuples per Adam step; every variant sees the same number of
 training tuples per block (``--blocks``, in units of 512). One CSV row per (variant, block):
 efficiency (mean over ``--calls`` frozen NIR calls of at most 8 batches of 512), the mean training
 loss over the block (negative log-likelihood per tuple, block-permuted) and the negative
@@ -45,6 +45,7 @@ from nirbench.samplers import make_sampler
 VARIANTS = {  # name: (embed_dim, layers, heads, Adam learning rate, tuples per Adam step)
     "32/2/4 lr 3e-3": (32, 2, 4, 3e-3, 512),
     "32/4/4 lr 3e-3": (32, 4, 4, 3e-3, 512),
+    "64/2/4 lr 3e-3": (64, 2, 4, 3e-3, 512),
     "32/2/4 lr 1e-2": (32, 2, 4, 1e-2, 512),
     "32/2/4 lr 3e-3 minibatch 128": (32, 2, 4, 3e-3, 128),
     "32/2/4 lr 1e-2 minibatch 128": (32, 2, 4, 1e-2, 128),
