@@ -46,6 +46,23 @@ def test_fig2_a_run_without_an_error_bar_decides_nothing():
     assert row["lower"] == "unknown" and row["verdict"] == "not reached"
 
 
+def test_fig2_a_level_stuck_above_its_reference_with_frozen_chains_is_a_trap_whatever_nir_did():
+    """6x6 g = 0.1 as measured: NIR far off and not converged, Metropolis lower but its third level
+    2 above the reference with frozen chains: trapped, and still not the paper's claim."""
+    runs = fig2_runs(-27.4, -174.07, reference=-176.17)
+    runs.loc[runs["sampler"] == "nir", "converged"] = False
+    levels = {"e_0": -60.02, "e_1": -60.02, "e_2": -54.03, "reference_e_0": -60.06, "reference_e_1": -60.06,
+              "reference_e_2": -56.06, "e_0_sigma": 0.01, "e_1_sigma": 0.01, "e_2_sigma": np.nan}  # fmt: skip
+    runs = runs.assign(**levels)
+    for acceptance, trapped in ((0.001, True), (0.3, False)):
+        (row,) = claims.fig2_claims(runs.assign(final_acceptance=acceptance))
+        assert row["mcmc_level_plateaus"] == "e_2" and row["mcmc_frozen"] == (acceptance < 0.01)
+        assert row["mcmc_trapped"] == trapped and row["lower"] == "mcmc" and row["verdict"] == "not reproduced"
+    # levels within 1e-3 of the reference: no plateau, frozen or not
+    (row,) = claims.fig2_claims(runs.assign(e_2=-56.05, final_acceptance=0.0))
+    assert row["mcmc_level_plateaus"] == "" and not row["mcmc_trapped"]
+
+
 def fig3_steps(mcmc_jsd, nir_jsd):
     rows = []
     for sampler, series in (("mcmc", mcmc_jsd), ("nir", nir_jsd)):

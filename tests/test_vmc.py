@@ -90,6 +90,23 @@ def test_same_seed_gives_the_same_csv(tmp_path):
     assert summary.loc[0, "steps"] == 3 and summary.loc[0, "status"] == "completed"
 
 
+def test_summary_has_the_reference_levels_and_the_final_acceptance(tmp_path):
+    from nirbench.cli import main
+
+    reference = tmp_path / "ed.csv"
+    assert main(["ed", "--model", "tfi", "--lx", "2", "--ly", "2", "--bc", "open", "--g", "1.5", "--states", "2",
+                 "--out", str(reference)]) == 0  # fmt: skip
+    levels = pd.read_csv(reference)["energy"].to_numpy()
+    config = VMCConfig(**TINY, states=2, sampler="mcmc", steps=3, mcmc_warmup=8, mcmc_thinning=2, reference=str(reference))
+    summary = run(config, tmp_path / "run.csv", tmp_path / "summary.csv", progress=False)
+    assert [summary["reference_e_0"], summary["reference_e_1"]] == pytest.approx(levels[:2], abs=1e-12)
+    assert summary["reference_energy"] == pytest.approx(levels[:2].sum(), abs=1e-12)
+    steps = pd.read_csv(tmp_path / "run.csv")  # 3 updates: the final window holds every iteration
+    assert summary["final_acceptance"] == pytest.approx(steps["acceptance"].mean()) and 0 < summary["final_acceptance"] <= 1
+    exact = run(VMCConfig(**TINY, sampler="exact", steps=2), tmp_path / "e.csv", tmp_path / "es.csv", progress=False)
+    assert np.isnan(exact["final_acceptance"]) and np.isnan(exact["reference_e_0"])
+
+
 def test_max_minutes_stops_training_and_still_evaluates(tmp_path):
     config = VMCConfig(**TINY, sampler="exact", steps=50, max_minutes=1e-9)
     summary = run(config, tmp_path / "run.csv", tmp_path / "summary.csv", progress=False)

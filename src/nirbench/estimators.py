@@ -401,6 +401,16 @@ FINAL_WINDOW_FRACTION = 0.2
 FINAL_WINDOW_MIN = 20
 
 
+def final_window(nqs_steps) -> np.ndarray:
+    """Boolean mask ``(T,)`` of the iterations in a run's final window: those after NQS update
+    ``last - max(FINAL_WINDOW_MIN, FINAL_WINDOW_FRACTION * last)``, ``last`` the largest of
+    ``nqs_steps`` (one value per iteration). The window of :func:`final_drift` and of a run's
+    final acceptance."""
+    nqs_steps = np.asarray(nqs_steps, dtype=float)
+    last = nqs_steps.max() if len(nqs_steps) else 0.0
+    return nqs_steps > last - max(FINAL_WINDOW_MIN, FINAL_WINDOW_FRACTION * last)
+
+
 def final_drift(nqs_steps, energies) -> tuple[float, float]:
     """The change of the trace energy over a run's final window and its standard error.
 
@@ -415,9 +425,7 @@ def final_drift(nqs_steps, energies) -> tuple[float, float]:
     Returns ``(nan, nan)`` for fewer than 4 iterations in the window.
     """
     nqs_steps, energies = np.asarray(nqs_steps, dtype=float), np.asarray(energies, dtype=float)
-    last = nqs_steps.max() if len(nqs_steps) else 0.0
-    window = max(FINAL_WINDOW_MIN, FINAL_WINDOW_FRACTION * last)
-    inside = (nqs_steps > last - window) & np.isfinite(energies)
+    inside = final_window(nqs_steps) & np.isfinite(energies)
     if inside.sum() < 4 or np.ptp(nqs_steps[inside]) == 0:
         return math.nan, math.nan
     fit = linregress(nqs_steps[inside], energies[inside])

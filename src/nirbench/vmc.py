@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 
 from nirbench.estimators import (
     final_drift,
+    final_window,
     is_converged,
     standard_error,
 )
@@ -358,15 +359,21 @@ def run(config: VMCConfig, steps_csv, summary_csv, checkpoint_dir=None, resume=F
     reference = vmc.reference.sum() if vmc.reference is not None else math.nan
     proposal = getattr(vmc.sampler_state, "proposal", None)
     drift, drift_sigma = final_drift(steps["nqs_step"], steps["energy"])
+    level_references = {
+        f"reference_e_{k}": float(vmc.reference[k]) if vmc.reference is not None else math.nan
+        for k in range(config.states)
+    }
     summary = {
         **vmc.hamiltonian.describe(), "states": config.states, "net": config.net, "sampler": config.sampler,
         "seed": config.seed, "nqs_params": count_parameters(vmc.nqs),
         "proposal_params": count_parameters(proposal) if proposal is not None else math.nan,
         "steps": vmc.nqs_step, "iterations": vmc.iteration, "batch": config.batch,
         **evaluation_columns(final),
-        "reference_energy": reference,
+        "reference_energy": reference, **level_references,
         "relative_error": abs(final["energy"] - reference) / abs(reference) if vmc.reference is not None else math.nan,
         "mean_efficiency": steps["efficiency"].mean(), "mean_ess": steps["ess"].mean(),
+        # Metropolis: below about 0.01 the chains are frozen (docs/measurements.md); nan for NIR
+        "final_acceptance": steps["acceptance"][final_window(steps["nqs_step"])].mean(),
         "final_drift": drift, "final_drift_sigma": drift_sigma, "converged": is_converged(drift, drift_sigma),
         "wall_seconds": time.perf_counter() - wall_start, "status": status,
     }  # fmt: skip

@@ -13,7 +13,10 @@ enough to tell, e.g. not converged), decided by these rules:
   (``sigma``: the two samplers' standard errors of their seed means, each from the reported
   ``energy_sigma`` and the scatter over seeds), MCMC when ``< -2 sigma``, else a tie. MCMC is
   **trapped** when its run is converged (no drift in its final window, ``converged``) while its
-  relative error is above 1e-3 and over 3 times NIR's: a plateau above a level NIR reaches. The
+  relative error is above 1e-3 and over 3 times NIR's (a plateau above a level NIR reaches), or
+  while one of its levels stays above its reference level by more than 1e-3 (relative) and 2
+  standard errors with its chains frozen (final-window acceptance below 0.01): a trap seen in
+  the Metropolis run alone, whatever NIR did. The
   paper's claim (NIR at least as low everywhere, MCMC trapped in the ordered phase on large
   lattices) is reproduced on a lattice and field where NIR is lower and MCMC trapped, not
   reproduced where MCMC is lower beyond the error bars, a tie where both runs converged to the
@@ -48,6 +51,7 @@ LEVEL_TARGET = 1e-4  # fig4: relative error of every level
 TABLE1_TARGET = 1e-3  # table1: relative error of the best E/N
 TRAP_ERROR = 1e-3  # fig2: an MCMC plateau above this relative error ...
 TRAP_RATIO = 3.0  # ... and this many times NIR's error is a trap
+FROZEN_ACCEPTANCE = 0.01  # fig2: Metropolis chains below this final acceptance are frozen
 RISE = 2.0  # fig3: a JSD "rose" when it is this many times its minimum
 NOT_REACHED = "not reached"  # the runs did not converge: this scale cannot tell
 
@@ -87,6 +91,29 @@ def _relative_error(runs):
     return float(((runs["energy"] - runs["reference_energy"]).abs() / runs["reference_energy"].abs()).mean())
 
 
+def _level_plateaus(runs):
+    """Levels of converged runs above their reference by more than ``TRAP_ERROR`` (relative) and
+    2 standard errors (a nan error bar excludes nothing): ``[(k, relative excess)]``, worst run per
+    level; empty without the ``reference_e_k`` columns."""
+    plateaus = {}
+    for _, run in runs.iterrows():
+        k = 0
+        while f"e_{k}" in run and f"reference_e_{k}" in run:
+            level, reference, sigma = run[f"e_{k}"], run[f"reference_e_{k}"], run.get(f"e_{k}_sigma", math.nan)
+            excess = (level - reference) / abs(reference) if np.isfinite(reference) else math.nan
+            above_noise = not np.isfinite(sigma) or level - reference > 2 * sigma
+            if bool(run.get("converged", False)) and excess > TRAP_ERROR and above_noise:
+                plateaus[k] = max(plateaus.get(k, 0.0), float(excess))
+            k += 1
+    return sorted(plateaus.items())
+
+
+def _frozen(runs):
+    """Whether every run's Metropolis chains were frozen in its final window (acceptance below
+    ``FROZEN_ACCEPTANCE``); False without the ``final_acceptance`` column."""
+    return bool("final_acceptance" in runs and (runs["final_acceptance"] < FROZEN_ACCEPTANCE).all())
+
+
 def fig2_claims(runs):
     rows = []
     if runs.empty:
@@ -103,7 +130,11 @@ def fig2_claims(runs):
             lower = "nir" if delta > 2 * sigma else "mcmc" if delta < -2 * sigma else "tie"
         err_nir, err_mcmc = _relative_error(nir), _relative_error(mcmc)
         mcmc_converged, nir_converged = _all_converged(mcmc), _all_converged(nir)
-        trapped = mcmc_converged and err_mcmc > TRAP_ERROR and err_mcmc > TRAP_RATIO * err_nir
+        plateaus, frozen = _level_plateaus(mcmc), _frozen(mcmc)
+        # a plateau above a level NIR reaches, or a level stuck above its reference with frozen chains
+        trapped = mcmc_converged and (
+            (err_mcmc > TRAP_ERROR and err_mcmc > TRAP_RATIO * err_nir) or (bool(plateaus) and frozen)
+        )
         if lower == "nir" and trapped:
             verdict = "reproduced"
         elif lower == "mcmc":
@@ -117,11 +148,16 @@ def fig2_claims(runs):
             f"NIR {err_nir:.1e}{'' if nir_converged else ' (not converged)'}, MCMC {err_mcmc:.1e}"
             f"{'' if mcmc_converged else ' (not converged)'}; MCMC {'trapped' if trapped else 'not trapped'}"
         )
+        if plateaus:
+            result += "; MCMC levels above the reference: " + ", ".join(f"e_{k} by {x:.1e}" for k, x in plateaus)
+        if frozen:
+            result += f"; MCMC chains frozen (final acceptance {mcmc['final_acceptance'].max():.3f})"
         rows.append({
             "experiment": "fig2", "system": f"TFI {int(lx)}x{int(ly)} open, g = {g:g}",
             "claim": "NIR's trace at least as low as MCMC's; MCMC trapped in the ordered phase on large lattices",
             "result": result, "verdict": verdict, "lower": lower, "delta": delta, "delta_sigma": sigma,
-            "nir_error": err_nir, "mcmc_error": err_mcmc, "mcmc_trapped": trapped,
+            "nir_error": err_nir, "mcmc_error": err_mcmc, "mcmc_trapped": trapped, "mcmc_frozen": frozen,
+            "mcmc_level_plateaus": " ".join(f"e_{k}" for k, _ in plateaus),
             "nir_converged": nir_converged, "mcmc_converged": mcmc_converged,
         })  # fmt: skip
     return rows
