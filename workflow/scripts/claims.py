@@ -97,12 +97,14 @@ def _level_plateaus(runs):
     level; empty without the ``reference_e_k`` columns."""
     plateaus = {}
     for _, run in runs.iterrows():
+        converged = run.get("converged", False)
+        converged = isinstance(converged, (bool, np.bool_)) and bool(converged)  # a missing value is not
         k = 0
         while f"e_{k}" in run and f"reference_e_{k}" in run:
             level, reference, sigma = run[f"e_{k}"], run[f"reference_e_{k}"], run.get(f"e_{k}_sigma", math.nan)
             excess = (level - reference) / abs(reference) if np.isfinite(reference) else math.nan
             above_noise = not np.isfinite(sigma) or level - reference > 2 * sigma
-            if bool(run.get("converged", False)) and excess > TRAP_ERROR and above_noise:
+            if converged and excess > TRAP_ERROR and above_noise:
                 plateaus[k] = max(plateaus.get(k, 0.0), float(excess))
             k += 1
     return sorted(plateaus.items())
