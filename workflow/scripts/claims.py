@@ -56,8 +56,15 @@ RISE = 2.0  # fig3: a JSD "rose" when it is this many times its minimum
 NOT_REACHED = "not reached"  # the runs did not converge: this scale cannot tell
 
 
+def _converged(frame):
+    """Boolean Series: which runs (rows) converged; a missing value or column counts as not."""
+    if "converged" not in frame:
+        return pd.Series(False, index=frame.index)
+    return frame["converged"].fillna(False).astype(bool)
+
+
 def _all_converged(frame):
-    return bool("converged" in frame and frame["converged"].notna().all() and frame["converged"].astype(bool).all())
+    return bool("converged" in frame and _converged(frame).all())
 
 
 def _read(path):
@@ -70,7 +77,7 @@ def _read(path):
 
 
 def _count_converged(runs):
-    converged = runs["converged"].fillna(False).astype(bool).sum() if "converged" in runs else 0
+    converged = _converged(runs).sum()
     return f"{converged} of {len(runs)}"
 
 
@@ -96,15 +103,13 @@ def _level_plateaus(runs):
     2 standard errors (a nan error bar excludes nothing): ``[(k, relative excess)]``, worst run per
     level; empty without the ``reference_e_k`` columns."""
     plateaus = {}
-    for _, run in runs.iterrows():
-        converged = run.get("converged", False)
-        converged = isinstance(converged, (bool, np.bool_)) and bool(converged)  # a missing value is not
+    for _, run in runs[_converged(runs)].iterrows():
         k = 0
         while f"e_{k}" in run and f"reference_e_{k}" in run:
             level, reference, sigma = run[f"e_{k}"], run[f"reference_e_{k}"], run.get(f"e_{k}_sigma", math.nan)
             excess = (level - reference) / abs(reference) if np.isfinite(reference) else math.nan
             above_noise = not np.isfinite(sigma) or level - reference > 2 * sigma
-            if converged and excess > TRAP_ERROR and above_noise:
+            if excess > TRAP_ERROR and above_noise:
                 plateaus[k] = max(plateaus.get(k, 0.0), float(excess))
             k += 1
     return sorted(plateaus.items())
