@@ -33,7 +33,7 @@ enough to tell, e.g. not converged), decided by these rules:
   correlation > 0) and the best E/N is within 1e-3 (relative) of the reference; otherwise as
   fig4.
 
-Run standalone: ``python claims.py --results results --out-csv claims.csv --out-md claims.md``.
+Run standalone: ``python claims.py --input fig2=results/fig2_runs.csv [--input NAME=PATH ...] --out-csv claims.csv --out-md claims.md``.
 """
 
 import argparse
