@@ -86,10 +86,19 @@ def test_fig3_mcmc_rising_above_a_falling_nir_is_reproduced():
 def test_fig4_every_level_within_the_target():
     levels = pd.DataFrame({
         "method": "nqs", "g": [0.5, 0.5, 1.0, 1.0], "state": [0, 1, 0, 1], "lx": 4, "ly": 4, "bc": "open",
-        "relative_error": [1e-5, -5e-5, 2e-5, 9e-5], "reference_method": "ed", "seed": 0, "converged": True,
+        "relative_error": [1e-5, -5e-5, 2e-5, 5e-5], "reference_method": "ed", "seed": 0, "converged": True,
+        "reference_energy": -20.0, "level_sigma": 20.0 * np.array([1e-5, 1e-5, 2e-5, 2e-5]),
     })  # fmt: skip
     (row,) = claims.fig4_claims(levels)
     assert row["verdict"] == "reproduced" and row["levels_within"] == 4
+    # an estimate inside the target whose error bar is not: it does not count
+    levels.loc[3, "level_sigma"] = 20.0 * 4e-5
+    (row,) = claims.fig4_claims(levels)
+    assert row["verdict"] == "not reproduced" and row["levels_within"] == 3
+    levels.loc[3, "level_sigma"] = np.nan  # no error bar: it does not count either
+    (row,) = claims.fig4_claims(levels)
+    assert row["levels_within"] == 3
+    levels.loc[3, "level_sigma"] = 0.0
     levels.loc[3, "relative_error"] = 2e-4
     (row,) = claims.fig4_claims(levels)
     assert row["verdict"] == "not reproduced" and row["levels_within"] == 3
