@@ -112,11 +112,23 @@ def test_the_trust_region_never_applies_a_step_below_its_bound():
     assert plain.rows[0]["step_scale"] == 1 and np.isnan(plain.rows[0]["predicted_efficiency"])
 
 
+def test_the_round_cap_reaches_the_sampler_and_bounds_every_call():
+    """``nir_max_rounds`` caps the proposal batches of an adaptive call, whatever ``alpha_ess`` asks."""
+    options = {"model": "tfi", "lx": 2, "ly": 2, "bc": "open", "g": 1.0, "states": 2, "width": 8, "depth": 1,
+               "batch": 16, "steps": 3, "sampler": "nir", "proposal_dim": 8, "proposal_layers": 1,
+               "proposal_heads": 2, "alpha_ess": 50.0, "alpha_eff": 0.0}  # fmt: skip
+    assert VMCRun(VMCConfig(**options)).sampler.round_limit == 64  # the default for alpha_eff = 0
+    run = VMCRun(VMCConfig(**options, nir_max_rounds=3))
+    assert run.sampler.round_limit == 3
+    run.train(progress=False)
+    assert all(row["n_proposed"] == 3 * 16 for row in run.rows)  # ESS 800 is out of reach: every call stops at 3
+
+
 @pytest.mark.parametrize(
     "option, fragment",
     [(["--trust-region", "0"], "trust_region"), (["--trust-region", "1.5"], "trust_region"),
      (["--gate-smoothing", "1"], "gate_smoothing"), (["--trust-floor", "1"], "trust_floor"), (["--proposal-training", "all"], "training"),
-     (["--proposal-retrain-steps", "1000"], "at most 256"),
+     (["--proposal-retrain-steps", "1000"], "at most 256"), (["--nir-max-rounds", "0"], "max_rounds"),
      (["--proposal-training", "proposals", "--nir-loss", "backward"], "forward KL only")],
 )
 def test_bad_settings_fail_before_any_computation(tmp_path, capsys, option, fragment):

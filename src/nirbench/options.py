@@ -148,6 +148,9 @@ class VMCConfig:
     )
     alpha_ess: float = option("nir", 2.0, "NIR: propose until ESS >= alpha_ess * batch")
     alpha_eff: float = option("nir", 0.1, "NIR: update the NQS only if ESS/n_proposed >= alpha_eff")
+    nir_max_rounds: int | None = option(
+        "nir", None, "NIR: most proposal batches per adaptive call (default ceil((alpha_ess + 1) / alpha_eff))"
+    )
     nir_fixed_batches: int | None = option(
         "nir", None, "NIR: a fixed number of proposal batches per step (disables the adaptive rule)"
     )
@@ -392,7 +395,7 @@ def sampler_options(c: VMCConfig) -> dict:
     """The keyword arguments of ``make_sampler(c.sampler, ...)`` from the run options ``c``."""
     if c.sampler == "nir":
         return {
-            "n_states": c.states, "alpha_ess": c.alpha_ess, "alpha_eff": c.alpha_eff, "embed_dim": c.proposal_dim, "n_heads": c.proposal_heads,
+            "n_states": c.states, "alpha_ess": c.alpha_ess, "alpha_eff": c.alpha_eff, "max_rounds": c.nir_max_rounds, "embed_dim": c.proposal_dim, "n_heads": c.proposal_heads,
             "n_layers": c.proposal_layers, "p_floor": c.p_floor, "learning_rate": c.proposal_lr,
             "train_steps": c.proposal_train_steps, "loss": c.nir_loss, "retrain_steps": c.proposal_retrain_steps,
             "training": c.proposal_training, "gate_smoothing": c.gate_smoothing,
