@@ -91,7 +91,8 @@ def markdown(table: pd.DataFrame) -> str:
             "std, or ± statistical error for one run; — where every run stalled below alpha_eff) and the "
             "sampling efficiency ESS/n_proposed averaged over the run (and over all seeds). V-score = N Var(E) / E^2 "
             "(Wu et al., Science 386, 296 (2024); E_inf = 0), mean over the same runs. A run stopped by its time "
-            "limit counts, with its final evaluation; the last column says whether every run converged."
+            "limit counts, with its final evaluation; NQS updates: the most any run of that size made; the last "
+            "column says whether every run converged."
         ),
         "",
     ]
@@ -99,6 +100,7 @@ def markdown(table: pd.DataFrame) -> str:
     if has_ref:
         header.append(r"(E - E_ref) / \|E_ref\|")
     header.append("runs with an energy")
+    header.append("NQS updates")
     header.append("converged")
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "|".join(["---:"] * len(header)) + "|")
@@ -118,12 +120,11 @@ def markdown(table: pd.DataFrame) -> str:
         if has_ref:
             cells.append(_fmt(row["relative_error"], ".2e"))
         cells.append(f"{row['n_completed']}/{row['n_seeds']}")
+        cells.append(str(int(row["steps"])) if not pd.isna(row["steps"]) else "—")
         cells.append({True: "yes", False: "no"}.get(row.get("converged"), "—"))
         lines.append("| " + " | ".join(cells) + " |")
     if has_ref:
         lines += ["", f"Reference E/N = {first['reference_energy_per_site']:.6f} (exact diagonalisation)."]
-    if not pd.isna(first["steps"]):
-        lines += ["", f"Up to {int(first['steps'])} NQS steps per run."]
     return "\n".join(lines) + "\n"
 
 
