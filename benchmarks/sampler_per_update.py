@@ -3,7 +3,7 @@
 The default scale's figure 4 left every level 2e-4 to 2.4e-2 above ED after 120 updates, worst at
 g = 2 (level 2). This benchmark trains the same NQS with the default scale's ``tfi`` preset as it
 stood before this benchmark (batch 256, proposal 16/2/2, ESS >= 2 B), but for 400 updates, with
-each sampler, and with NIR proposing until ESS >= 8 B; every run follows the same SGD-minSR
+each sampler, and with NIR proposing until ESS >= 8 B (g = 2 also with seed 1); every run follows the same SGD-minSR
 schedule, so the per-update curves compare the samplers' batches, not their speed.
 
 The run configurations are the YAML files beside the output (``nirbench vmc --config`` files,
@@ -55,9 +55,10 @@ def summarise(directory: Path) -> pd.DataFrame:
         options = yaml.safe_load(config.read_text())
         steps = pd.read_csv(config.with_suffix(".csv"))
         summary = pd.read_csv(config.with_name(f"{config.stem}_summary.csv")).iloc[0]
-        row = {"run": config.stem, "g": options["g"], "sampler": options["sampler"],
+        row = {"run": config.stem, "g": options["g"], "sampler": options["sampler"], "seed": options.get("seed", 0),
                "alpha_ess": options.get("alpha_ess", 2.0) if options["sampler"] == "nir" else None,
                "updates": int(steps["nqs_updated"].astype(bool).sum()), "iterations": len(steps),
+               "status": summary["status"], "seconds": float(steps["seconds"].sum()),
                "seconds_per_iteration": float(steps["seconds"].median()),
                "efficiency": float(steps["efficiency"].median()),
                "proposals": float(steps["n_proposed"].median()) if options["sampler"] == "nir" else None,
@@ -81,6 +82,7 @@ def plot(directory: Path, table: pd.DataFrame, figure: Path) -> None:
             reference = pd.read_csv(directory / f"{row['run']}_summary.csv")["reference_energy"].iloc[0]
             error = (updated["energy"].rolling(SMOOTH).mean() - reference) / abs(reference)
             label = "Metropolis" if row["sampler"] == "mcmc" else f"NIR, ESS >= {row['alpha_ess']:g} B"
+            label += f", seed {row['seed']}" if row["seed"] else ""
             ax.plot(error.index, error, label=f"{label}: {row['trace_error']:.1e}")
         ax.set(yscale="log", xlabel="NQS update", title=f"4x4 open, K = 3, g = {g:g}")
         ax.grid(alpha=0.3, which="both")
