@@ -30,9 +30,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
-import yaml
 
 from nirbench.io import write_csv_atomically
+from nirbench.options import VMCConfig
 
 SMOOTH = 20  # updates in the rolling mean of the plotted energy
 
@@ -48,41 +48,43 @@ def run_missing(directory: Path) -> None:
             subprocess.run(command, check=True, env=env)
 
 
-def summarise(directory: Path) -> pd.DataFrame:
-    """One row per run: its settings, the final levels and trace against the reference."""
-    rows = []
+def summarise(directory: Path) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
+    """One row per run (its resolved options, the final levels and trace against the reference),
+    and per run the trace error against the update (rolling mean of ``SMOOTH`` updates)."""
+    rows, curves = [], {}
     for config in sorted(directory.glob("*.yaml")):
-        options = yaml.safe_load(config.read_text())
+        options = VMCConfig.from_yaml(config)  # nirbench's defaults fill what the file leaves out
         steps = pd.read_csv(config.with_suffix(".csv"))
         summary = pd.read_csv(config.with_name(f"{config.stem}_summary.csv")).iloc[0]
-        row = {"run": config.stem, "g": options["g"], "sampler": options["sampler"], "seed": options.get("seed", 0),
-               "alpha_ess": options.get("alpha_ess", 2.0) if options["sampler"] == "nir" else None,
+        nir = options.sampler == "nir"
+        row = {"run": config.stem, "g": options.g, "sampler": options.sampler, "seed": options.seed,
+               "alpha_ess": options.alpha_ess if nir else None,
                "updates": int(steps["nqs_updated"].astype(bool).sum()), "iterations": len(steps),
                "status": summary["status"], "seconds": float(steps["seconds"].sum()),
                "seconds_per_iteration": float(steps["seconds"].median()),
                "efficiency": float(steps["efficiency"].median()),
-               "proposals": float(steps["n_proposed"].median()) if options["sampler"] == "nir" else None,
+               "proposals": float(steps["n_proposed"].median()) if nir else None,
                "trace_error": float(summary["relative_error"]),
                "trace_sigma": float(summary["energy_sigma"] / abs(summary["reference_energy"]))}  # fmt: skip
-        for k in range(int(options["states"])):
+        for k in range(options.states):
             reference = summary[f"reference_e_{k}"]
             row[f"e_{k}_error"] = float((summary[f"e_{k}"] - reference) / abs(reference))
             row[f"e_{k}_sigma"] = float(summary[f"e_{k}_sigma"] / abs(reference))
         rows.append(row)
-    return pd.DataFrame(rows)
+        updated = steps[steps["nqs_updated"].astype(bool)].reset_index(drop=True)
+        reference = summary["reference_energy"]
+        curves[config.stem] = (updated["energy"].rolling(SMOOTH).mean() - reference) / abs(reference)
+    return pd.DataFrame(rows), curves
 
 
-def plot(directory: Path, table: pd.DataFrame, figure: Path) -> None:
+def plot(table: pd.DataFrame, curves: dict[str, pd.Series], figure: Path) -> None:
     fields = sorted(table["g"].unique())
     fig, axes = plt.subplots(1, len(fields), figsize=(5.2 * len(fields), 4), sharey=True, squeeze=False)
     for ax, g in zip(axes[0], fields):
         for _, row in table[table["g"] == g].iterrows():
-            steps = pd.read_csv(directory / f"{row['run']}.csv")
-            updated = steps[steps["nqs_updated"].astype(bool)].reset_index(drop=True)
-            reference = pd.read_csv(directory / f"{row['run']}_summary.csv")["reference_energy"].iloc[0]
-            error = (updated["energy"].rolling(SMOOTH).mean() - reference) / abs(reference)
             label = "Metropolis" if row["sampler"] == "mcmc" else f"NIR, ESS >= {row['alpha_ess']:g} B"
             label += f", seed {row['seed']}" if row["seed"] else ""
+            error = curves[row["run"]]
             ax.plot(error.index, error, label=f"{label}: {row['trace_error']:.1e}")
         ax.set(yscale="log", xlabel="NQS update", title=f"4x4 open, K = 3, g = {g:g}")
         ax.grid(alpha=0.3, which="both")
@@ -99,9 +101,9 @@ def main() -> int:
     parser.add_argument("--figure", type=Path, default=Path("figures/benchmarks/sampler_per_update.png"))
     args = parser.parse_args()
     run_missing(args.dir)
-    table = summarise(args.dir)
+    table, curves = summarise(args.dir)
     write_csv_atomically(table, args.dir / "summary.csv")
-    plot(args.dir, table, args.figure)
+    plot(table, curves, args.figure)
     print(table.to_string(index=False))
     return 0
 

@@ -120,7 +120,7 @@ def markdown(table: pd.DataFrame) -> str:
         if has_ref:
             cells.append(_fmt(row["relative_error"], ".2e"))
         cells.append(f"{row['n_completed']}/{row['n_seeds']}")
-        cells.append(str(int(row["steps"])) if not pd.isna(row["steps"]) else "—")
+        cells.append(_fmt(row["steps"], "d"))
         cells.append({True: "yes", False: "no"}.get(row.get("converged"), "—"))
         lines.append("| " + " | ".join(cells) + " |")
     if has_ref:
