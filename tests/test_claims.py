@@ -118,6 +118,23 @@ def test_table1_needs_rising_efficiency_and_an_accurate_energy():
     assert row["verdict"] == "not reproduced"
 
 
+def test_table1_judges_the_size_effect_at_fixed_nqs_with_its_error_bars():
+    table = pd.DataFrame({
+        "n_param": [1000, 2000, 4000], "efficiency": [0.3, 0.2, 0.1], "relative_error": [3e-3, 2e-3, 5e-4],
+        "fixed_nqs_efficiency": [0.19, 0.25, 0.33], "fixed_nqs_efficiency_sigma": [0.01, 0.01, 0.01],
+        "energy_per_site": [-0.527, -0.528, -0.5283], "lattice": "4x4", "j2": 0.5, "converged": True,
+    })  # fmt: skip
+    (row,) = claims.table1_claims(table)  # the full runs' falling efficiency is not what is judged
+    assert row["verdict"] == "reproduced" and "held fixed" in row["result"]
+    (row,) = claims.table1_claims(table.assign(fixed_nqs_efficiency_sigma=0.06))  # largest within 2 sigma
+    assert row["verdict"] == "not reproduced" and "within 2 sigma" in row["result"]
+    unconverged = table.assign(relative_error=[3e-3, 2e-3, 2e-3], converged=False)
+    (row,) = claims.table1_claims(unconverged)  # the size effect is there; the energy not yet
+    assert row["verdict"] == "not reached"
+    (row,) = claims.table1_claims(unconverged.assign(fixed_nqs_efficiency=[0.33, 0.25, 0.19]))
+    assert row["verdict"] == "not reproduced"  # measured at a fixed NQS: convergence does not matter
+
+
 def test_the_markdown_table_has_one_line_per_claim(tmp_path):
     frame = pd.DataFrame(claims.fig2_claims(fig2_runs(-99.99, -99.5)))
     text = claims.markdown(frame)

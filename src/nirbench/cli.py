@@ -210,6 +210,58 @@ def _run_evaluate(args) -> None:
     print(f"energy {row['energy']:.8f} +- {row['energy_sigma']:.1e}, V-score {row['v_score']:.2e}{exact_text}")
 
 
+# --------------------------------------------------------------------------- ablate
+def _add_ablate(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "ablate",
+        help="proposal sizes trained against one fixed, checkpointed NQS (table 1)",
+        description="Hold the NQS of a `nirbench vmc` checkpoint fixed; for every proposal size, train a fresh "
+        "proposal with the same budget (NIR calls x Adam steps) and measure its efficiency ESS/n_proposed "
+        "(frozen calls) and the NQS's energy estimated with it. One row per size; the efficiency of every "
+        "training call goes to --calls-out. Nothing in the checkpoint changes.",
+    )
+    parser.add_argument("--checkpoint", required=True, help="checkpoint directory written by `nirbench vmc`")
+    parser.add_argument("--sizes", nargs="+", required=True, metavar="DxL",
+                        help="proposal sizes, embedding width x layers, e.g. 8x1 16x2")
+    from nirbench.ablation import ablate_proposal_sizes
+
+    defaults = _keyword_defaults(ablate_proposal_sizes)
+    parser.add_argument("--calls", type=int, default=defaults["calls"], help="training calls per size (default %(default)s)")
+    parser.add_argument("--train-steps", type=int, default=defaults["train_steps"],
+                        help="proposal Adam steps per call (default %(default)s)")
+    parser.add_argument("--efficiency-calls", type=int, default=defaults["efficiency_calls"],
+                        help="frozen calls measuring the efficiency (default %(default)s)")
+    parser.add_argument("--samples", type=int, default=defaults["samples"],
+                        help="samples of the energy estimate (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=defaults["seed"], help="random seed (default %(default)s)")
+    parser.add_argument("--out", required=True, help="output CSV, one row per size")
+    parser.add_argument("--calls-out", default=None, help="output CSV, one row per size and training call")
+
+
+def _run_ablate(args) -> None:
+    from nirbench.ablation import ablate_proposal_sizes, parse_size
+    from nirbench.vmc import VMCRun
+
+    sizes = [parse_size(text) for text in args.sizes]
+    outputs = {"--out": args.out, **({"--calls-out": args.calls_out} if args.calls_out else {})}
+    for name, path in outputs.items():
+        if Path(path).resolve().is_relative_to(Path(args.checkpoint).resolve()):
+            raise ValueError(f"{name} must lie outside the checkpoint directory")
+    check_output_paths(outputs)
+    run = VMCRun.from_checkpoint(args.checkpoint)
+    table, calls = ablate_proposal_sizes(
+        run, sizes, calls=args.calls, train_steps=args.train_steps, efficiency_calls=args.efficiency_calls,
+        samples=args.samples, seed=args.seed,
+    )  # fmt: skip
+    write_csv_atomically(table, args.out)
+    if args.calls_out:
+        write_csv_atomically(calls, args.calls_out)
+    for _, row in table.iterrows():
+        print(f"{row['d_embd']}x{row['n_layer']} ({row['n_param']} parameters): efficiency "
+              f"{row['efficiency']:.3f} +- {row['efficiency_sigma']:.3f}, E/N {row['energy_per_site']:.6f} "
+              f"+- {row['energy_per_site_sigma']:.1e}")
+
+
 # --------------------------------------------------------------------------- dmrg
 def _add_dmrg(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -463,6 +515,7 @@ COMMANDS = {
     "ed": (_add_ed, _run_ed),
     "vmc": (_add_vmc, _run_vmc),
     "evaluate": (_add_evaluate, _run_evaluate),
+    "ablate": (_add_ablate, _run_ablate),
     "dmrg": (_add_dmrg, _run_dmrg),
     "extrapolate": (_add_extrapolate, _run_extrapolate),
     "bench": (_add_bench, _run_bench),

@@ -144,10 +144,11 @@ class VMCRun:
         self.nqs_step = 0
         self.rows: list[dict] = []
 
-    def make_sampler(self, name: str, batch: int, key):
-        """A sampler ``name`` drawing ``batch`` samples per call, configured by this run's options,
-        and its fresh state: ``(sampler, state)``. ``ValueError`` when it cannot serve the system."""
-        options = sampler_options(dataclasses.replace(self.config, sampler=name))
+    def make_sampler(self, name: str, batch: int, key, **changes):
+        """A sampler ``name`` drawing ``batch`` samples per call, configured by this run's options
+        (with ``changes``, run options such as ``proposal_dim=32``, applied to them), and its fresh
+        state: ``(sampler, state)``. ``ValueError`` when it cannot serve the system."""
+        options = sampler_options(dataclasses.replace(self.config, sampler=name, **changes))
         sampler = make_sampler(name, self.hamiltonian, batch, **options)
         return sampler, sampler.init(key, self.config.states, self.hamiltonian.n_sites)
 

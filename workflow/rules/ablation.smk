@@ -20,3 +20,32 @@ rule collect_table1:
         ENV
     script:
         "../scripts/collect.py"
+
+
+rule table1_ablation:
+    """Every table-1 proposal size trained from scratch against one fixed NQS, the final state of
+    the largest proposal's run, with the same budget (nirbench ablate; nirbench.ablation): the
+    efficiency as a function of size alone -> results/table1_ablation{,_calls}.csv."""
+    input:
+        run=run_files([table1_fixed_nqs_run()], "run.yaml") if enabled("table1") else [],
+        summary=run_files([table1_fixed_nqs_run()], "summary.csv") if enabled("table1") else [],
+    output:
+        sizes=TABLE1_ABLATION["sizes"],
+        calls=TABLE1_ABLATION["calls"],
+    params:
+        env=threads_env,
+        flags=table1_ablation_flags() if enabled("table1") else "",
+    log:
+        f"{RESULTS}/logs/table1_ablation.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/table1_ablation.tsv"
+    threads: config["resources"]["vmc"]["threads"]
+    resources:
+        mem_mb=config["resources"]["vmc"]["mem_mb"],
+        runtime=config["resources"]["vmc"]["runtime"],
+        gpu=config["resources"]["vmc"]["gpu"],
+    conda:
+        ENV
+    shell:
+        f"{{params.env}} nirbench ablate --checkpoint {RUN_CHECKPOINTS} "
+        "{params.flags} --out {output.sizes} --calls-out {output.calls} > {log} 2>&1"

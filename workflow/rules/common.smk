@@ -8,8 +8,9 @@
 #   {results}/vmc/preset~{preset}/{system}/sampler~{s}/seed~{n}/   run.yaml, steps.csv,
 #                                                                  summary.csv, checkpoints/
 #   {results}/{fig2_runs,fig2_training,fig3_jsd,fig4_levels,table1_runs,table1}.csv, table1.md
+#   {results}/table1_ablation{,_calls}.csv                         nirbench ablate
 #   {results}/logs/..., {results}/benchmarks/..., {results}/provenance.json
-#   {figures}/{fig2_energy_vs_g,fig2_training,fig3_jsd,fig4_levels,fig4_error}.{png,pdf}
+#   {figures}/{fig2_energy_vs_g,fig2_training,fig3_jsd,fig4_levels,fig4_error,table1_ablation}.{png,pdf}
 # with {system} = {model}/L~{lx}x{ly}/bc~{bc}/{g|j2}~{value}/K~{states}.
 
 import os
@@ -30,7 +31,22 @@ TIDY_CSV = {
     "fig4": f"{RESULTS}/fig4_levels.csv",
     "table1": f"{RESULTS}/table1.csv",
 }
+#: the table-1 proposal sizes trained against one fixed NQS (nirbench ablate): per size, per call
+TABLE1_ABLATION = {"sizes": f"{RESULTS}/table1_ablation.csv", "calls": f"{RESULTS}/table1_ablation_calls.csv"}
 EXPERIMENTS = config["experiments"]
+def threads_env(wildcards, threads):
+    """The start of a compute job's shell command (its `params.env`): XLA and the BLAS libraries
+    limited to the job's threads, progress bars every 30 s in the log."""
+    return (
+        f"export XLA_FLAGS='--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads={threads}' "
+        f"OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads} "
+        "XLA_PYTHON_CLIENT_PREALLOCATE=false TQDM_MININTERVAL=30;"
+    )
+
+
+#: a run's checkpoint folder in a shell command whose input `run` is its run.yaml: named by the
+#: hash of run.yaml, so a changed configuration starts afresh
+RUN_CHECKPOINTS = "$(dirname {input.run})/checkpoints/$(sha1sum < {input.run} | cut -c1-12)"
 FIGURE_FORMATS = ["png", "pdf"]
 ENV = "../envs/nirbench.yaml"
 #: every run option a preset, a recipe or the `vmc` block may set: nirbench's options
@@ -312,15 +328,36 @@ def fig4_runs():
     return [Run(exp["preset"], system, exp["sampler"], seed) for system in fig4_systems() for seed in exp["seeds"]]
 
 
-def table1_runs():
+def _table1_run(dim, layers, seed):
     exp = EXPERIMENTS["table1"]
     system = System("j1j2", *parse_lattice(exp["lattice"], "table1"), exp["bc"], exp["j2"], exp["states"])
-    return [
-        Run(f"{exp['preset']}-d{dim}l{layers}", system, exp["sampler"], seed)
-        for dim in exp["proposal_dims"]
-        for layers in exp["proposal_layers"]
-        for seed in exp["seeds"]
-    ]
+    return Run(f"{exp['preset']}-d{dim}l{layers}", system, exp["sampler"], seed)
+
+
+def table1_runs():
+    """The full VMC runs of table 1: every size (full_runs: all) or the smallest and the largest
+    (extremes), every seed."""
+    exp = EXPERIMENTS["table1"]
+    dims, layers = exp["proposal_dims"], exp["proposal_layers"]
+    if exp["full_runs"] == "extremes":
+        sizes = sorted({(min(dims), min(layers)), (max(dims), max(layers))})
+    else:
+        sizes = [(dim, layer) for dim in dims for layer in layers]
+    return [_table1_run(dim, layer, seed) for dim, layer in sizes for seed in exp["seeds"]]
+
+
+def table1_fixed_nqs_run():
+    """The run whose final NQS the proposal-size ablation holds fixed: the largest proposal's, first seed."""
+    exp = EXPERIMENTS["table1"]
+    return _table1_run(max(exp["proposal_dims"]), max(exp["proposal_layers"]), exp["seeds"][0])
+
+
+def table1_ablation_flags():
+    """The `nirbench ablate` flags of the config's table1.ablation block (unset: nirbench's defaults)."""
+    exp = EXPERIMENTS["table1"]
+    sizes = " ".join(f"{dim}x{layers}" for dim in exp["proposal_dims"] for layers in exp["proposal_layers"])
+    options = " ".join(f"--{key.replace('_', '-')} {value}" for key, value in exp.get("ablation", {}).items())
+    return f"--sizes {sizes} {options}".strip()
 
 
 def accuracy_runs():
@@ -378,7 +415,7 @@ def experiment_targets(name):
         "fig2": figures("fig2_energy_vs_g", "fig2_training"),
         "fig3": figures("fig3_jsd"),
         "fig4": figures("fig4_levels", "fig4_error"),
-        "table1": [TIDY_CSV["table1"], f"{RESULTS}/table1.md"],
+        "table1": [TIDY_CSV["table1"], f"{RESULTS}/table1.md", *figures("table1_ablation")],
     }[name]
 
 

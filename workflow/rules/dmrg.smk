@@ -7,6 +7,7 @@ rule ed:
     output:
         f"{RESULTS}/ed/{SYSTEM}/levels.csv",
     params:
+        env=threads_env,
         coupling=lambda w: "--{} {}".format(*w.coupling.split("~")),
     log:
         f"{RESULTS}/logs/ed/{SYSTEM}.log",
@@ -19,9 +20,7 @@ rule ed:
     conda:
         ENV
     shell:
-        "export XLA_FLAGS='--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads={threads}' "
-        "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads}; "
-        "nirbench ed --model {wildcards.model} --lx {wildcards.lx} --ly {wildcards.ly} --bc {wildcards.bc} "
+        "{params.env} nirbench ed --model {wildcards.model} --lx {wildcards.lx} --ly {wildcards.ly} --bc {wildcards.bc} "
         "{params.coupling} --states {wildcards.K} --out {output} > {log} 2>&1"
 
 
@@ -30,6 +29,7 @@ rule dmrg:
     output:
         f"{DMRG_DIR}/scan.csv",
     params:
+        env=threads_env,
         chi=lambda w: w.chis.replace("-", " "),
         max_sweeps=config["references"]["dmrg_max_sweeps"],
         max_e_err=config["references"]["dmrg_max_e_err"],
@@ -44,9 +44,7 @@ rule dmrg:
     conda:
         ENV
     shell:
-        "export XLA_FLAGS='--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads={threads}' "
-        "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads} TQDM_MININTERVAL=30; "
-        "nirbench dmrg --model tfi --lx {wildcards.lx} --ly {wildcards.ly} --bc {wildcards.bc} "
+        "{params.env} nirbench dmrg --model tfi --lx {wildcards.lx} --ly {wildcards.ly} --bc {wildcards.bc} "
         "--g {wildcards.g} --states {wildcards.K} --chi {params.chi} --max-sweeps {params.max_sweeps} "
         "--max-e-err {params.max_e_err} --threads {threads} --out {output} > {log} 2>&1"
 

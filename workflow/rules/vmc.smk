@@ -31,7 +31,7 @@ rule vmc:
         steps=f"{RUN_DIR}/steps.csv",
         summary=f"{RUN_DIR}/summary.csv",
     params:
-        checkpoints=lambda w, output: os.path.join(os.path.dirname(output.steps), "checkpoints"),
+        env=threads_env,
         jax_cache=f"JAX_COMPILATION_CACHE_DIR={RESULTS}/jax_cache" if config["jax_cache"] else "",
     log:
         f"{RESULTS}/logs/vmc/{RUN}.log",
@@ -45,13 +45,11 @@ rule vmc:
     conda:
         ENV
     shell:
-        "export XLA_FLAGS='--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads={threads}' "
-        "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads} "
-        "XLA_PYTHON_CLIENT_PREALLOCATE=false TQDM_MININTERVAL=30 {params.jax_cache} "
+        "{params.env} export {params.jax_cache} "
         # a run stops (after a checkpoint) when the Snakemake that started it is killed
         "NIRBENCH_STOP_WITH_PID=$PPID; "
         "nirbench vmc --config {input.run} --out {output.steps} --summary {output.summary} "
-        "--checkpoint-dir {params.checkpoints}/$(sha1sum < {input.run} | cut -c1-12) --resume "
+        f"--checkpoint-dir {RUN_CHECKPOINTS} --resume "
         "> {log} 2>&1"
 
 

@@ -17,7 +17,6 @@ import os
 import re
 import sys
 
-FIGURES = ["fig2_energy_vs_g", "fig2_training", "fig3_jsd", "fig4_levels", "fig4_error"]
 TABLES = [
     "table1.csv", "table1.md", "fig2_runs.csv", "fig2_training.csv", "fig3_jsd.csv", "fig4_levels.csv",
     "table1_runs.csv", "varbench_runs.csv", "provenance.json",
@@ -34,8 +33,7 @@ def embedded(report: str) -> dict:
 
 
 def expected_files(results_dir: str, figures_dir: str) -> list[str]:
-    files = [os.path.join(figures_dir, f"{name}.png") for name in FIGURES]
-    files = [path for path in files if os.path.exists(path)]
+    files = sorted(glob.glob(os.path.join(figures_dir, "*.png")))  # the pipeline's figures (not benchmarks/)
     files += [os.path.join(results_dir, name) for name in TABLES if os.path.exists(os.path.join(results_dir, name))]
     files += sorted(glob.glob(os.path.join(results_dir, "varbench", "*", "*.md")))
     return [os.path.normpath(path) for path in files]

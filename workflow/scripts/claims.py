@@ -32,8 +32,11 @@ enough to tell, e.g. not converged), decided by these rules:
   wider than the target never counts, however close its estimate landed; otherwise not
   reproduced if every run converged, else not reached.
 * **table1**: the efficiency rises with the proposal's parameter count (Spearman rank
-  correlation > 0) and the best E/N is within 1e-3 (relative) of the reference; otherwise as
-  fig4.
+  correlation > 0; measured with the NQS held fixed where the ablation ran, and then the largest
+  proposal's efficiency must also exceed the smallest's by more than twice their combined
+  standard error) and the best E/N is within 1e-3 (relative) of the reference. Not reproduced
+  when the efficiency does not rise at fixed NQS (whatever the convergence) or every run
+  converged; otherwise not reached.
 
 Run standalone: ``python claims.py --input fig2=results/fig2_runs.csv [--input NAME=PATH ...] --out-csv claims.csv --out-md claims.md``.
 """
@@ -235,26 +238,55 @@ def fig4_claims(levels):
     }]  # fmt: skip
 
 
+def _efficiency_rise(table):
+    """How the efficiency depends on the proposal's size: ``(efficiencies, rho, separated, source)``.
+
+    From the fixed-NQS ablation (``fixed_nqs_efficiency``) where table1.csv has it, else from the
+    full runs' mean efficiency. ``rho``: Spearman rank correlation with ``n_param``; ``separated``:
+    the largest proposal's efficiency exceeds the smallest's by more than twice their combined
+    standard error (always true without standard errors, as for the full runs).
+    """
+    fixed = "fixed_nqs_efficiency" in table and table["fixed_nqs_efficiency"].notna().sum() >= 2
+    column = "fixed_nqs_efficiency" if fixed else "efficiency"
+    rows = table[table[column].notna()].sort_values("n_param")
+    rho = float(spearmanr(rows["n_param"], rows[column]).statistic)
+    separated = True
+    if fixed:
+        sigma = rows["fixed_nqs_efficiency_sigma"]
+        gap = rows[column].iloc[-1] - rows[column].iloc[0]
+        separated = bool(gap > 2 * math.hypot(sigma.iloc[-1], sigma.iloc[0]))
+    return rows[column], rho, separated, "with the NQS held fixed" if fixed else "averaged over the full runs"
+
+
 def table1_claims(table):
+    """Table 1: the efficiency must rise with the proposal's size (measured at a fixed NQS when the
+    ablation ran: a refutation there does not depend on convergence) and the best full run's E/N
+    must be within TABLE1_TARGET of the reference."""
     if table.empty or len(table) < 2:
         return []
-    rho = float(spearmanr(table["n_param"], table["efficiency"]).statistic)
+    efficiencies, rho, separated, source = _efficiency_rise(table)
     if table["relative_error"].isna().all():  # every run stalled: no energy to judge
         best = pd.Series({"relative_error": math.nan, "energy_per_site": math.nan})
     else:
         best = table.loc[table["relative_error"].abs().idxmin()]
-    rises = rho > 0
+    rises = rho > 0 and separated
     accurate = abs(best["relative_error"]) <= TABLE1_TARGET
     result = (
-        f"efficiency {table['efficiency'].min():.3f} to {table['efficiency'].max():.3f} over {len(table)} sizes "
-        f"(rank correlation with n_param {rho:+.2f}); best E/N {best['energy_per_site']:.5f}, "
+        f"efficiency {source} {efficiencies.iloc[0]:.3f} (smallest) to {efficiencies.iloc[-1]:.3f} (largest) "
+        f"over {len(efficiencies)} sizes (rank correlation with n_param {rho:+.2f}"
+        f"{'' if separated else '; largest and smallest within 2 sigma'}); best E/N {best['energy_per_site']:.5f}, "
         f"{abs(best['relative_error']):.1e} from exact"
     )
+    if rises and accurate:
+        verdict = "reproduced"
+    elif (not rises and source.startswith("with")) or _all_converged(table):
+        verdict = "not reproduced"
+    else:
+        verdict = NOT_REACHED
     return [{
         "experiment": "table1", "system": f"J1-J2 {table['lattice'].iloc[0]}, J2 = {table['j2'].iloc[0]:g}",
         "claim": "the efficiency rises with the proposal's size, and the energy is accurate",
-        "result": result,
-        "verdict": "reproduced" if rises and accurate else "not reproduced" if _all_converged(table) else NOT_REACHED,
+        "result": result, "verdict": verdict,
         "efficiency_rank_correlation": rho, "best_relative_error": float(abs(best["relative_error"])),
     }]  # fmt: skip
 

@@ -1,17 +1,21 @@
 """Table 1: J1-J2 energy per site and sampling efficiency for each proposal-network size.
 
-Input: results/table1_runs.csv (one row per run: proposal_dim, proposal_layers, seed, energy,
-energy_sigma, lx, ly, j2, mean_efficiency, mean_ess, reference_energy, steps, ... and, if the VMC
-summary carries it, proposal_params). Output: results/table1.csv (one row per proposal size,
-mean over seeds) and results/table1.md (the same as a Markdown table, laid out like the paper's).
+Inputs: results/table1_runs.csv (one row per full VMC run: proposal_dim, proposal_layers, seed,
+energy, energy_sigma, lx, ly, j2, mean_efficiency, mean_ess, reference_energy, steps, ... and, if
+the VMC summary carries it, proposal_params) and the fixed-NQS ablation of ``nirbench ablate``
+(results/table1_ablation.csv, one row per size; results/table1_ablation_calls.csv, one row per
+size and training call). Outputs: results/table1.csv (one row per proposal size: the full runs'
+means over seeds beside the ablation's ``fixed_nqs_*`` columns), results/table1.md (both as
+Markdown tables, laid out like the paper's) and the ablation's figure (PNG and PDF).
 """
-
 
 import argparse
 import sys
 
 import numpy as np
 import pandas as pd
+import style
+from style import plt
 
 from nirbench.io import write_csv_atomically, write_text_atomically
 
@@ -69,10 +73,61 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+#: the ablation's columns in table1.csv, as ``fixed_nqs_<name>`` (nirbench.ablation)
+ABLATION_COLUMNS = ("efficiency", "efficiency_sigma", "energy_per_site", "energy_per_site_sigma", "nqs_step",
+                    "calls", "train_steps", "train_seconds")
+
+
+def with_ablation(table: pd.DataFrame, ablation: pd.DataFrame) -> pd.DataFrame:
+    """``table`` (one row per size, from the full runs; returned as it is when empty) joined with the fixed-NQS
+    ablation (one row per size) on ``(d_embd, n_layer)``; the ablation's columns get the prefix
+    ``fixed_nqs_``. Sizes in only one of them keep NaN in the other's columns."""
+    if table.empty:
+        return table
+    if ablation.empty:
+        return table.assign(**{f"fixed_nqs_{name}": np.nan for name in ABLATION_COLUMNS})
+    fixed = ablation[["d_embd", "n_layer", "n_param", *ABLATION_COLUMNS]].rename(
+        columns={name: f"fixed_nqs_{name}" for name in ABLATION_COLUMNS}
+    )
+    merged = table.drop(columns="n_param").merge(fixed, on=["d_embd", "n_layer"], how="outer")
+    return merged.sort_values(["d_embd", "n_layer"]).reset_index(drop=True)
+
+
 def _fmt(value, spec: str, missing: str = "—") -> str:
     if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
         return missing
-    return format(value, spec)
+    return format(int(value) if spec.endswith("d") else value, spec)  # an outer join makes counts floats
+
+
+def ablation_markdown(table: pd.DataFrame) -> list[str]:
+    """The fixed-NQS ablation as Markdown lines (none when the table has no ablation rows)."""
+    rows = table[table["fixed_nqs_efficiency"].notna()] if "fixed_nqs_efficiency" in table else table.iloc[:0]
+    if rows.empty:
+        return []
+    first = rows.iloc[0]
+    lines = [
+        "## Every size against one fixed NQS",
+        "",
+        (
+            f"The NQS is the final state of the largest proposal's run (after {int(first['fixed_nqs_nqs_step'])} "
+            f"NQS updates) and stays fixed; every size starts from a fresh proposal and gets the same training: "
+            f"{int(first['fixed_nqs_calls'])} NIR calls with {int(first['fixed_nqs_train_steps'])} Adam "
+            f"step{'' if first['fixed_nqs_train_steps'] == 1 else 's'} each "
+            "(`nirbench ablate`). Efficiency ESS/n_proposed of the trained, frozen proposal: mean ± standard error "
+            "over the frozen calls. E/N: the fixed NQS's energy estimated with that proposal (the same quantity "
+            "for every size)."
+        ),
+        "",
+        "| d_embd | n_layer | n_param | ESS/n_proposed | E/N of the fixed NQS | training seconds |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for _, row in rows.iterrows():
+        efficiency = _fmt(row["fixed_nqs_efficiency"], ".3f") + " ± " + _fmt(row["fixed_nqs_efficiency_sigma"], ".3f")
+        energy = _fmt(row["fixed_nqs_energy_per_site"], ".5f") + " ± " + _fmt(row["fixed_nqs_energy_per_site_sigma"], ".5f")
+        cells = [_fmt(row["d_embd"], "d"), _fmt(row["n_layer"], "d"), _fmt(row["n_param"], ",d"), efficiency, energy,
+                 _fmt(row["fixed_nqs_train_seconds"], ".0f")]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def markdown(table: pd.DataFrame) -> str:
@@ -85,6 +140,9 @@ def markdown(table: pd.DataFrame) -> str:
             f"# Table 1: proposal-network size, {MODEL_NAMES.get(first['model'], first['model'])} "
             f"{first['lattice']} (J2/J1 = {first['j2']:g})"
         ),
+        "",
+        *ablation_markdown(table),
+        "## One VMC run per size",
         "",
         (
             "Final variational energy per site E/N (units of J1; mean over the runs that did not stall ± seed "
@@ -104,22 +162,22 @@ def markdown(table: pd.DataFrame) -> str:
     header.append("converged")
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "|".join(["---:"] * len(header)) + "|")
-    for _, row in table.iterrows():
+    for _, row in table[table["n_seeds"].notna()].iterrows():  # the sizes with full runs
         spread = row["energy_per_site_std"] if row["n_completed"] > 1 else row["energy_per_site_sigma"]
         energy = _fmt(row["energy_per_site"], ".5f")
         if energy != "—" and not pd.isna(spread):
             energy += f" ± {spread:.5f}"
         cells = [
-            str(row["d_embd"]),
-            str(row["n_layer"]),
-            _fmt(row["n_param"], ",d") if not pd.isna(row["n_param"]) else "—",
+            _fmt(row["d_embd"], "d"),
+            _fmt(row["n_layer"], "d"),
+            _fmt(row["n_param"], ",d"),
             energy,
             _fmt(row["v_score"], ".3g"),
             _fmt(row["efficiency"], ".3g"),
         ]
         if has_ref:
             cells.append(_fmt(row["relative_error"], ".2e"))
-        cells.append(f"{row['n_completed']}/{row['n_seeds']}")
+        cells.append(f"{int(row['n_completed'])}/{int(row['n_seeds'])}")
         cells.append(_fmt(row["steps"], "d"))
         cells.append({True: "yes", False: "no"}.get(row.get("converged"), "—"))
         lines.append("| " + " | ".join(cells) + " |")
@@ -128,23 +186,70 @@ def markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def make_table(csv: str, out_csv: str, out_md: str) -> None:
+def plot_ablation(table: pd.DataFrame, calls: pd.DataFrame, png: str, pdf: str) -> None:
+    """Left: the efficiency of every training call per size (thin) and its running mean over a
+    tenth of the calls (thick). Right: the frozen proposal's efficiency (± standard error) against its
+    parameter count, beside the full runs' mean efficiency."""
+    if calls.empty or "fixed_nqs_efficiency" not in table or table["fixed_nqs_efficiency"].isna().all():
+        style.empty_figure(png, pdf, "no proposal-size ablation")
+        return
+    fig, (left, right) = plt.subplots(1, 2, figsize=(7.2, 2.9))
+    window = max(1, int(calls["call"].max()) // 10)
+    sizes = table.sort_values("n_param")
+    for i, (_, row) in enumerate(sizes.iterrows()):
+        color = style.LEVEL_COLORS[i % len(style.LEVEL_COLORS)]
+        size = calls[(calls["d_embd"] == row["d_embd"]) & (calls["n_layer"] == row["n_layer"])].sort_values("call")
+        left.plot(size["call"], size["efficiency"], color=color, alpha=0.3, linewidth=0.7)
+        mean = size["efficiency"].rolling(window, min_periods=1).mean()
+        left.plot(size["call"], mean, color=color, label=f"{int(row['d_embd'])}/{int(row['n_layer'])} ({int(row['n_param']):,} parameters)")
+    left.set_xlabel("training call (fixed NQS)")
+    left.set_ylabel("ESS / n_proposed")
+    left.legend(title="d_embd / n_layer", loc="upper left")
+    right.errorbar(sizes["n_param"], sizes["fixed_nqs_efficiency"], yerr=sizes["fixed_nqs_efficiency_sigma"],
+                   marker="o", color=style.sampler_color("nir"), capsize=2, label="fixed NQS, frozen proposal")  # fmt: skip
+    if "efficiency" in sizes and sizes["efficiency"].notna().any():
+        right.plot(sizes["n_param"], sizes["efficiency"], marker="s", linestyle="--", color="0.45",
+                   label="full VMC run, mean over the run")  # fmt: skip
+    right.set_xscale("log")
+    right.set_xlabel("proposal parameters")
+    right.set_ylabel("ESS / n_proposed")
+    right.set_ylim(bottom=0)
+    right.legend(loc="lower right")
+    fig.tight_layout()
+    style.save(fig, png, pdf)
+
+
+def make_table(csv: str, out_csv: str, out_md: str, ablation_csv: str | None = None, calls_csv: str | None = None,
+               png: str | None = None, pdf: str | None = None) -> None:  # fmt: skip
+    """Write table1.csv and table1.md from the runs (and the ablation, when given), and the
+    ablation's figure when ``png`` and ``pdf`` are given."""
     runs = pd.read_csv(csv)
     table = aggregate(runs) if len(runs) else pd.DataFrame()
+    ablation = pd.read_csv(ablation_csv) if ablation_csv else pd.DataFrame()
+    table = with_ablation(table, ablation)
     write_csv_atomically(table, out_csv)
     text = markdown(table)
     write_text_atomically(text, out_md)
     print(text)
+    if png and pdf:
+        plot_ablation(table, pd.read_csv(calls_csv) if calls_csv else pd.DataFrame(), png, pdf)
 
 
 if "snakemake" in globals():
     with open(snakemake.log[0], "w") as log:  # noqa: F821
         sys.stdout = log
-        make_table(snakemake.input[0], snakemake.output.csv, snakemake.output.md)  # noqa: F821
+        make_table(
+            snakemake.input.runs, snakemake.output.csv, snakemake.output.md, snakemake.input.ablation,  # noqa: F821
+            snakemake.input.ablation_calls, snakemake.output.png, snakemake.output.pdf,  # noqa: F821
+        )  # fmt: skip
 elif __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("csv")
     parser.add_argument("out_csv")
     parser.add_argument("out_md")
+    parser.add_argument("--ablation", help="results/table1_ablation.csv")
+    parser.add_argument("--ablation-calls", help="results/table1_ablation_calls.csv")
+    parser.add_argument("--png")
+    parser.add_argument("--pdf")
     args = parser.parse_args()
-    make_table(args.csv, args.out_csv, args.out_md)
+    make_table(args.csv, args.out_csv, args.out_md, args.ablation, args.ablation_calls, args.png, args.pdf)
