@@ -58,6 +58,24 @@ def test_a_damaged_checkpoint_is_refused(tmp_path, capsys, finished, target, fra
     assert not (tmp_path / "b.csv").exists() and not (tmp_path / "b_summary.csv").exists()
 
 
+def test_a_finished_run_is_recomputed_not_resumed(tmp_path, capsys, finished):
+    """`--resume` continues a stopped run only: a job rerun after its run finished (its outputs
+    removed or forced, e.g. `snakemake --forceall`) trains again instead of re-evaluating the old
+    state, and a run that ended at its time limit gets no extra iteration."""
+    source, rows = finished
+    ck = _copy(source / "ck", tmp_path / "ck")
+    capsys.readouterr()
+    assert _vmc(tmp_path, "--checkpoint-dir", str(ck), "--checkpoint-every", "2", "--resume", out="b.csv") == 0
+    assert "is of a finished run (completed): starting afresh" in capsys.readouterr().err
+    again = pd.read_csv(tmp_path / "b.csv")
+    pd.testing.assert_frame_equal(again.drop(columns="seconds"), rows.drop(columns="seconds"))
+    assert not again["seconds"].equals(rows["seconds"])  # trained again, not the old rows
+    limited = ["--checkpoint-dir", str(tmp_path / "limited"), "--max-minutes", "1e-9", "--resume"]
+    for name in ("c.csv", "d.csv"):
+        assert _vmc(tmp_path, *limited, out=name) == 0
+        assert len(pd.read_csv(tmp_path / name)) == 1  # one iteration, then the time limit
+
+
 def test_a_kill_between_checkpoint_files_resumes_from_the_complete_earlier_one(tmp_path, monkeypatch, finished):
     _, full_rows = finished
     replace, calls = os.replace, []

@@ -143,6 +143,8 @@ class VMCRun:
         self.iteration = 0
         self.nqs_step = 0
         self.rows: list[dict] = []
+        #: how training ended (``train``'s status), ``None`` while it goes on; saved with checkpoints
+        self.finished: str | None = None
 
     def make_sampler(self, name: str, batch: int, key, **changes):
         """A sampler ``name`` drawing ``batch`` samples per call, configured by this run's options
@@ -178,7 +180,8 @@ class VMCRun:
     def save_checkpoint(self, directory: str | os.PathLike) -> None:
         """Write the NQS, optimiser, sampler state, key and log rows as one checkpoint
         (:func:`nirbench.io.write_checkpoint`: a kill never leaves a mixed or partial one)."""
-        meta = {"iteration": self.iteration, "nqs_step": self.nqs_step, "config": self.config.to_dict()}
+        meta = {"iteration": self.iteration, "nqs_step": self.nqs_step, "config": self.config.to_dict(),
+                "finished": self.finished}  # fmt: skip
         write_checkpoint(directory, self._state_tree(), meta, pd.DataFrame(self.rows))
 
     def load_checkpoint(self, directory: str | os.PathLike) -> bool:
@@ -195,6 +198,7 @@ class VMCRun:
         tree, meta, rows = read_checkpoint(directory, self._state_tree())
         (self.nqs, self.opt_state, self.sampler_state, self.key) = tree
         self.iteration, self.nqs_step = meta["iteration"], meta["nqs_step"]
+        self.finished = meta.get("finished")
         self.rows = rows.to_dict("records")
         return True
 
@@ -326,6 +330,7 @@ class VMCRun:
                     )
         finally:
             bar.close()
+        self.finished = status
         if checkpoint_dir:
             self.save_checkpoint(checkpoint_dir)
         return status
@@ -346,8 +351,15 @@ def run(config: VMCConfig, steps_csv, summary_csv, checkpoint_dir=None, resume=F
     """Train, evaluate and write the steps and summary CSVs (atomically). Returns the summary row."""
     wall_start = time.perf_counter()
     vmc = VMCRun(config)
-    if resume and checkpoint_dir and not vmc.load_checkpoint(checkpoint_dir):
-        print(f"no checkpoint in {checkpoint_dir}: starting afresh", file=sys.stderr)
+    if resume and checkpoint_dir:
+        if not vmc.load_checkpoint(checkpoint_dir):
+            print(f"no checkpoint in {checkpoint_dir}: starting afresh", file=sys.stderr)
+        elif vmc.finished is not None:
+            # only a run that was stopped is continued: a finished one (rerun because its outputs
+            # were removed or forced, e.g. `snakemake --forceall`) is recomputed, not re-evaluated
+            print(f"the checkpoint in {checkpoint_dir} is of a finished run ({vmc.finished}): starting afresh",
+                  file=sys.stderr)  # fmt: skip
+            vmc = VMCRun(config)
     status = vmc.train(checkpoint_dir, progress=progress)
     # Retraining the proposal in the evaluation is training: after a run that spent its time
     # (max_minutes) or stalled (max_retries iterations without an update), the evaluation measures
