@@ -34,6 +34,8 @@ TIDY_CSV = {
 #: the table-1 proposal sizes trained against one fixed NQS (nirbench ablate): per size, per call
 TABLE1_ABLATION = {"sizes": f"{RESULTS}/table1_ablation.csv", "calls": f"{RESULTS}/table1_ablation_calls.csv"}
 EXPERIMENTS = config["experiments"]
+
+
 def threads_env(wildcards, threads):
     """The start of a compute job's shell command (its `params.env`): XLA and the BLAS libraries
     limited to the job's threads, progress bars every 30 s in the log."""
