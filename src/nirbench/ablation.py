@@ -12,7 +12,8 @@ same training budget against it:
    ``ESS / n_proposed`` of each (mean and its standard error over the calls);
 3. the energy of the fixed NQS estimated with that frozen proposal from at least ``samples``
    samples (:func:`nirbench.evaluation.evaluate`, no retraining): every size measures the same
-   energy, so the values must agree within their error bars, which shrink as the efficiency rises.
+   energy, so the values should agree within their error bars, which shrink as the efficiency
+   rises (a proposal far from the NQS, with few distinct heavy proposals, can understate its own).
 
 Every size uses the same random keys, so the comparison is paired. Sizes are ``(embed_dim,
 n_layers)`` pairs; ``embed_dim`` must be a multiple of the run's ``proposal_heads``.
@@ -134,4 +135,3 @@ def ablate_proposal_sizes(
         })  # fmt: skip
     bar.close()
     return pd.DataFrame(size_rows), pd.DataFrame(call_rows)
-
