@@ -105,9 +105,13 @@ def _add_vmc(subparsers) -> None:
             group.add_argument(flag, type=types[base], default=None, help=f.metadata["help"] + default)
 
 
-def check_output_paths(outputs: dict, inputs: dict | None = None) -> None:
+def check_output_paths(outputs: dict, inputs: dict | None = None, outside: str | None = None) -> None:
     """``ValueError`` unless every output path (``{option: path}``) can be written as a file and
-    none is another output or an input (``{option: path}``): checked before any computation."""
+    none is another output or an input (``{option: path}``), nor lies inside the folder ``outside``
+    (a checkpoint that must stay unchanged): checked before any computation."""
+    for option, path in outputs.items():
+        if outside is not None and Path(path).resolve().is_relative_to(Path(outside).resolve()):
+            raise ValueError(f"{option} must lie outside the checkpoint directory")
     seen = {Path(path).resolve(): option for option, path in (inputs or {}).items() if path}
     for option, path in outputs.items():
         resolved = Path(path).resolve()
@@ -182,9 +186,7 @@ def _run_evaluate(args) -> None:
     for name in ("batch", "samples"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise ValueError(f"--{name} must be >= 1, got {getattr(args, name)}")
-    if Path(args.out).resolve().is_relative_to(Path(args.checkpoint).resolve()):
-        raise ValueError("--out must lie outside the checkpoint directory")
-    check_output_paths({"--out": args.out})
+    check_output_paths({"--out": args.out}, outside=args.checkpoint)
     run = VMCRun.from_checkpoint(args.checkpoint)
     config = run.config
     key_sampler, key_measure = jax.random.split(jax.random.PRNGKey(args.seed))
@@ -244,10 +246,7 @@ def _run_ablate(args) -> None:
 
     sizes = [parse_size(text) for text in args.sizes]
     outputs = {"--out": args.out, **({"--calls-out": args.calls_out} if args.calls_out else {})}
-    for name, path in outputs.items():
-        if Path(path).resolve().is_relative_to(Path(args.checkpoint).resolve()):
-            raise ValueError(f"{name} must lie outside the checkpoint directory")
-    check_output_paths(outputs)
+    check_output_paths(outputs, outside=args.checkpoint)
     run = VMCRun.from_checkpoint(args.checkpoint)
     table, calls = ablate_proposal_sizes(
         run, sizes, calls=args.calls, train_steps=args.train_steps, efficiency_calls=args.efficiency_calls,
