@@ -83,6 +83,21 @@ def test_fig3_mcmc_rising_above_a_falling_nir_is_reproduced():
     assert row["verdict"] == "not reproduced"
 
 
+def test_fig2_judges_exact_energies_where_they_exist():
+    """Sampled estimates that tie within their wide error bars; the exact energies of the same
+    trained states (zero error bars, a small scatter over seeds) separate the samplers."""
+    runs = fig2_runs(-99.9, -99.9, sigma=0.5)
+    runs["exact_energy"] = np.where(runs["sampler"] == "nir", -99.95, -99.5) + 1e-3 * runs["seed"]
+    (row,) = claims.fig2_claims(runs.drop(columns="exact_energy"))
+    assert row["lower"] == "tie"
+    (row,) = claims.fig2_claims(runs)
+    assert row["lower"] == "nir" and row["delta"] == pytest.approx(0.45)
+    assert row["delta_sigma"] < 0.01 and "exact energies" in row["result"]
+    # one seed per sampler: an exact energy says nothing about the spread between trainings
+    (row,) = claims.fig2_claims(runs[runs["seed"] == 0])
+    assert row["lower"] == "unknown" and row["verdict"] == "not reached"
+
+
 def test_fig4_every_level_within_the_target():
     levels = pd.DataFrame({
         "method": "nqs", "g": [0.5, 0.5, 1.0, 1.0], "state": [0, 1, 0, 1], "lx": 4, "ly": 4, "bc": "open",
@@ -105,6 +120,29 @@ def test_fig4_every_level_within_the_target():
     levels.loc[2:3, "converged"] = False  # the run at g = 1 still descends: this scale cannot tell
     (row,) = claims.fig4_claims(levels)
     assert row["verdict"] == "not reached"
+
+
+def test_fig4_exact_levels_count_without_an_error_bar():
+    """Where the levels of the trained state are exact (enumeration), their error decides alone:
+    a wide sampled error bar no longer hides a level that is within the target, and an exact
+    error above it fails even when the sampled estimate landed inside."""
+    levels = pd.DataFrame({
+        "method": "nqs", "g": [0.5, 0.5, 1.0, 1.0], "state": [0, 1, 0, 1], "lx": 4, "ly": 4, "bc": "open",
+        "relative_error": [1e-5, -5e-5, 2e-5, 5e-5], "reference_method": "ed", "seed": 0, "converged": True,
+        "reference_energy": -20.0, "level_sigma": 20.0 * 5e-4,
+        "exact_relative_error": [2e-5, 3e-5, 4e-5, 9e-5],
+    })  # fmt: skip
+    (row,) = claims.fig4_claims(levels)
+    assert row["verdict"] == "reproduced" and row["levels_within"] == 4
+    assert "exact levels" in row["result"]
+    levels.loc[1, "exact_relative_error"] = 1.5e-4
+    (row,) = claims.fig4_claims(levels)
+    assert row["verdict"] == "not reproduced" and row["levels_within"] == 3
+    assert row["worst_error"] == pytest.approx(1.5e-4)
+    # a level without an exact value falls back to its estimate and error bar
+    levels.loc[1, "exact_relative_error"] = np.nan
+    (row,) = claims.fig4_claims(levels)
+    assert row["levels_within"] == 3 and "1 sampled" in row["result"]
 
 
 def test_table1_needs_rising_efficiency_and_an_accurate_energy():

@@ -107,6 +107,25 @@ def test_summary_has_the_reference_levels_and_the_final_acceptance(tmp_path):
     assert np.isnan(exact["final_acceptance"]) and np.isnan(exact["reference_e_0"])
 
 
+def test_summary_has_the_exact_levels_of_the_final_nqs(tmp_path):
+    """Where the sector can be enumerated, the summary carries the exact levels of the trained
+    state: Ritz values (each above its ED level), summing to the exact trace, which the sampled
+    estimate brackets within its error bar; they are those of the final checkpointed NQS."""
+    from nirbench.exact import lowest_levels, nqs_exact_columns
+
+    config = VMCConfig(**TINY, states=2, sampler="mcmc", steps=3, mcmc_warmup=8, mcmc_thinning=2)
+    summary = run(config, tmp_path / "run.csv", tmp_path / "summary.csv", tmp_path / "ckpt", progress=False)
+    ed = lowest_levels(VMCRun(config).hamiltonian, 2)
+    assert summary["exact_e_0"] >= ed[0] - 1e-9 and summary["exact_e_1"] >= ed[1] - 1e-9
+    assert summary["exact_e_0"] + summary["exact_e_1"] == pytest.approx(summary["exact_energy"], rel=1e-10)
+    assert abs(summary["energy"] - summary["exact_energy"]) < 4 * summary["energy_sigma"]
+    final = VMCRun.from_checkpoint(tmp_path / "ckpt")
+    columns = nqs_exact_columns(final.nqs, final.hamiltonian, 2)
+    assert columns["exact_e_1"] == pytest.approx(summary["exact_e_1"], rel=1e-12)
+    too_large = nqs_exact_columns(final.nqs, final.hamiltonian, 2, max_dimension=8)
+    assert all(np.isnan(value) for value in too_large.values())
+
+
 def test_max_minutes_stops_training_and_still_evaluates(tmp_path):
     config = VMCConfig(**TINY, sampler="exact", steps=50, max_minutes=1e-9)
     summary = run(config, tmp_path / "run.csv", tmp_path / "summary.csv", progress=False)

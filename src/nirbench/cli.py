@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import math
 import os
 import sys
 from dataclasses import MISSING
@@ -180,7 +181,7 @@ def _run_evaluate(args) -> None:
     import jax
 
     from nirbench.evaluation import evaluate, evaluation_columns
-    from nirbench.exact import MAX_NQS_ENUMERATION, nqs_exact_energies, sector_dimension
+    from nirbench.exact import MAX_NQS_ENUMERATION, nqs_exact_columns
     from nirbench.vmc import VMCRun
 
     for name in ("batch", "samples"):
@@ -196,19 +197,15 @@ def _run_evaluate(args) -> None:
     else:
         sampler, state = run.make_sampler(name, batch, key_sampler)
     hamiltonian = run.hamiltonian
-    exact = None
-    if not args.no_exact and sector_dimension(hamiltonian) <= MAX_NQS_ENUMERATION:
-        exact = nqs_exact_energies(run.nqs, hamiltonian)
+    exact = nqs_exact_columns(run.nqs, hamiltonian, config.states, max_dimension=0 if args.no_exact else MAX_NQS_ENUMERATION)
     result = evaluate(run, args.samples or config.eval_batch, key_measure, sampler, state)
     row = {
         **hamiltonian.describe(), "states": config.states, "net": config.net, "trained_with": config.sampler,
         "sampler": name, "batch": batch, "seed": args.seed, "nqs_step": run.nqs_step, **evaluation_columns(result),
-        "exact_energy": exact["trace"] if exact else float("nan"),
-        **{f"exact_e_{k}": (exact["levels"][k] if exact else float("nan")) for k in range(config.states)},
-        "exact_variance": exact["variance"] if exact else float("nan"),
+        **exact,
     }  # fmt: skip
     write_csv_atomically(pd.DataFrame([row]), args.out)
-    exact_text = f"; exact {row['exact_energy']:.8f}" if exact else ""
+    exact_text = "" if math.isnan(row["exact_energy"]) else f"; exact {row['exact_energy']:.8f}"
     print(f"energy {row['energy']:.8f} +- {row['energy_sigma']:.1e}, V-score {row['v_score']:.2e}{exact_text}")
 
 

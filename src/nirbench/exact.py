@@ -111,3 +111,24 @@ def nqs_exact_energies(nqs, hamiltonian: Hamiltonian, max_dimension: int = MAX_N
     if a.shape[1] == 1:
         variance = float(np.real(np.vdot(h_a, h_a) / overlap[0, 0]) - trace**2)
     return {"trace": trace, "levels": levels, "variance": variance}
+
+
+def nqs_exact_columns(nqs, hamiltonian: Hamiltonian, n_states: int,
+                      max_dimension: int = MAX_NQS_ENUMERATION) -> dict:
+    """The exact energies of an NQS as CSV columns, ``nan`` where the sector is too large.
+
+    ``exact_energy`` (the trace), ``exact_e_k`` for ``k < n_states`` (the levels, ascending) and
+    ``exact_variance`` (:func:`nqs_exact_energies`), computed when the model's sector has at
+    most ``max_dimension`` configurations (4x4: 65 536; 6x6 is out of reach). These are the
+    variational energies of the state itself, free of sampling error: the figures that compare
+    levels with ED use them where they exist.
+    """
+    exact = None
+    if sector_dimension(hamiltonian) <= max_dimension:
+        exact = nqs_exact_energies(nqs, hamiltonian, max_dimension)
+    return {
+        "exact_energy": exact["trace"] if exact else math.nan,
+        **{f"exact_e_{k}": (float(exact["levels"][k]) if exact else math.nan) for k in range(n_states)},
+        "exact_variance": exact["variance"] if exact else math.nan,
+    }
+

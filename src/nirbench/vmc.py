@@ -41,7 +41,7 @@ from nirbench.estimators import (
     standard_error,
 )
 from nirbench.evaluation import evaluate, evaluation_columns, sampler_jsd
-from nirbench.exact import sector_dimension
+from nirbench.exact import nqs_exact_columns, sector_dimension
 from nirbench.hamiltonians import make_hamiltonian
 from nirbench.io import (
     CHECKPOINT_META,
@@ -384,6 +384,7 @@ def run(config: VMCConfig, steps_csv, summary_csv, checkpoint_dir=None, resume=F
         **evaluation_columns(final),
         "reference_energy": reference, **level_references,
         "relative_error": abs(final["energy"] - reference) / abs(reference) if vmc.reference is not None else math.nan,
+        **nqs_exact_columns(vmc.nqs, vmc.hamiltonian, config.states),
         "mean_efficiency": steps["efficiency"].mean(), "mean_ess": steps["ess"].mean(),
         # Metropolis: below about 0.01 the chains are frozen (docs/measurements.md); nan for NIR
         "final_acceptance": steps["acceptance"][final_window(steps["nqs_step"])].mean(),

@@ -11,7 +11,9 @@ enough to tell, e.g. not converged), decided by these rules:
 
 * **fig2** (per lattice and g): NIR reaches the lower trace when ``E_mcmc - E_nir > 2 sigma``
   (``sigma``: the two samplers' standard errors of their seed means, each from the reported
-  ``energy_sigma`` and the scatter over seeds), MCMC when ``< -2 sigma``, else a tie. MCMC is
+  ``energy_sigma`` and the scatter over seeds), MCMC when ``< -2 sigma``, else a tie. Where the
+  Hilbert space was enumerated (4x4), the exact energies and levels of each trained state
+  replace the sampled estimates, with zero error bars (only the scatter over seeds remains). MCMC is
   **trapped** when its run is converged (no drift in its final window, ``converged``) while its
   relative error is above 1e-3 and over 3 times NIR's (a plateau above a level NIR reaches), or
   while one of its levels stays above its reference level by more than 1e-3 (relative) and 2
@@ -27,10 +29,12 @@ enough to tell, e.g. not converged), decided by these rules:
   minimum (it rose) and twice NIR's final JSD, while NIR's final JSD is at most twice its minimum
   (it did not rise); not reached when a run is not converged.
 * **fig4**: reproduced when every NQS level at every field is within 1e-4 (relative) of the
-  reference (ED where available, else extrapolated DMRG) *with its error bar*: ``|error| + 2
-  sigma <= 1e-4`` (``level_sigma`` relative to the reference), so a level whose error bar is
-  wider than the target never counts, however close its estimate landed; otherwise not
-  reproduced if every run converged, else not reached.
+  reference (ED where available, else extrapolated DMRG). Where the Hilbert space was
+  enumerated (``exact_relative_error``, 4x4: the exact levels of the trained state) that error
+  counts as it is; otherwise *with its error bar*: ``|error| + 2 sigma <= 1e-4`` (``level_sigma``
+  relative to the reference), so a sampled level whose error bar is wider than the target never
+  counts, however close its estimate landed. Otherwise not reproduced if every run converged,
+  else not reached.
 * **table1**: the efficiency rises with the proposal's parameter count (Spearman rank
   correlation > 0; measured with the NQS held fixed where the ablation ran, and then the largest
   proposal's efficiency must also exceed the smallest's by more than twice their combined
@@ -91,11 +95,16 @@ def _lattice(row):
 
 
 def _seed_mean(runs):
-    """Mean trace energy over seeds and its standard error (reported sigma and seed scatter)."""
+    """Mean trace energy over seeds and its standard error (reported sigma and seed scatter);
+    nan for a single seed with an exact energy (zero reported sigma: nothing measures the spread
+    between trainings)."""
     n = len(runs)
     mean = runs["energy"].mean()
     reported = math.sqrt((runs["energy_sigma"] ** 2).mean(skipna=False) / n)  # nan if any run has none
-    scatter = runs["energy"].std(ddof=1) / math.sqrt(n) if n > 1 else 0.0
+    if n > 1:
+        scatter = runs["energy"].std(ddof=1) / math.sqrt(n)
+    else:
+        scatter = 0.0 if reported > 0 else math.nan
     return mean, math.hypot(reported, scatter)
 
 
@@ -126,11 +135,30 @@ def _frozen(runs):
     return bool("final_acceptance" in runs and (runs["final_acceptance"] < FROZEN_ACCEPTANCE).all())
 
 
+def with_exact_energies(runs):
+    """``(runs, exact)``: where a run's summary has the exact energies of its trained state
+    (``exact_energy``, ``exact_e_k``: the Hilbert space was enumerated), they replace the sampled
+    estimates, with zero error bars; ``exact`` says whether every run had them."""
+    if "exact_energy" not in runs:
+        return runs, False
+    runs = runs.copy()
+    has = runs["exact_energy"].notna()
+    runs.loc[has, "energy"], runs.loc[has, "energy_sigma"] = runs.loc[has, "exact_energy"], 0.0
+    k = 0
+    while f"e_{k}" in runs and f"exact_e_{k}" in runs:
+        runs.loc[has, f"e_{k}"] = runs.loc[has, f"exact_e_{k}"]
+        if f"e_{k}_sigma" in runs:
+            runs.loc[has, f"e_{k}_sigma"] = 0.0
+        k += 1
+    return runs, bool(has.all())
+
+
 def fig2_claims(runs):
     rows = []
     if runs.empty:
         return rows
     for (lx, ly, g), point in runs.groupby(["lx", "ly", "g"]):
+        point, exact = with_exact_energies(point)
         nir, mcmc = point[point["sampler"] == "nir"], point[point["sampler"] == "mcmc"]
         if nir.empty or mcmc.empty:
             continue
@@ -156,7 +184,8 @@ def fig2_claims(runs):
         else:
             verdict = NOT_REACHED
         result = (
-            f"E_MCMC - E_NIR = {delta:+.4f} ± {sigma:.4f} ({len(nir)}+{len(mcmc)} seeds); relative error "
+            f"E_MCMC - E_NIR = {delta:+.4f} ± {sigma:.4f} ({len(nir)}+{len(mcmc)} seeds"
+            f"{', exact energies of the trained states' if exact else ''}); relative error "
             f"NIR {err_nir:.1e}{'' if nir_converged else ' (not converged)'}, MCMC {err_mcmc:.1e}"
             f"{'' if mcmc_converged else ' (not converged)'}; MCMC {'trapped' if trapped else 'not trapped'}"
         )
@@ -217,15 +246,23 @@ def fig4_claims(levels):
     nqs = levels[levels["method"] == "nqs"] if "method" in levels else pd.DataFrame()
     if nqs.empty:
         return []
-    errors = nqs["relative_error"].abs()
-    sigmas = nqs["level_sigma"] / nqs["reference_energy"].abs()
+    # the exact level of the trained state where the Hilbert space was enumerated (no error bar),
+    # else the sampled estimate with its standard error
+    exact = nqs["exact_relative_error"] if "exact_relative_error" in nqs else pd.Series(np.nan, index=nqs.index)
+    is_exact = exact.notna()
+    errors = nqs["relative_error"].abs().where(~is_exact, exact.abs())
+    sigmas = (nqs["level_sigma"] / nqs["reference_energy"].abs()).where(~is_exact, 0.0)
     within = int((errors + 2.0 * sigmas <= LEVEL_TARGET).sum())  # a nan sigma never counts
     worst = nqs.loc[errors.idxmax()]
     first = nqs.iloc[0]
+    measured = ("exact levels of the trained NQS (enumeration)" if is_exact.all()
+                else f"{int(is_exact.sum())} exact, {int((~is_exact).sum())} sampled levels (error + 2 sigma)")
+    sampled = nqs["relative_error"].abs()
     result = (
-        f"{within} of {len(nqs)} levels within {LEVEL_TARGET:g} of {first['reference_method']} (error + 2 sigma); "
+        f"{within} of {len(nqs)} levels within {LEVEL_TARGET:g} of {first['reference_method']}, {measured}; "
         f"median error {errors.median():.1e}, worst {errors.max():.1e} (level {int(worst['state'])} at g = "
-        f"{worst['g']:g}); median sigma {sigmas.median():.1e}; "
+        f"{worst['g']:g}); sampled estimates: median error {sampled.median():.1e}, median sigma "
+        f"{(nqs['level_sigma'] / nqs['reference_energy'].abs()).median():.1e}; "
         f"{_count_converged(nqs.drop_duplicates(['g', 'seed']))} runs converged"
     )
     return [{

@@ -9,7 +9,10 @@ Modes (``params.mode`` under Snakemake, ``--mode`` on the command line):
 ``levels``     one row per (method, g, state[, chi, seed]): the NQS levels e_k (from the
                summaries), the ED levels, every DMRG bond dimension and the DMRG extrapolation;
                each with ``reference_energy`` (ED where available, else DMRG extrapolated),
-               ``reference_method`` and ``relative_error = (E - E_ref) / |E_ref|``.
+               ``reference_method`` and ``relative_error = (E - E_ref) / |E_ref|``. NQS rows
+               also carry ``exact_energy``, the exact level of the trained state (the summary's
+               ``exact_e_k``: by enumeration, no sampling error; nan where the Hilbert space is
+               too large) and its ``exact_relative_error``.
 
 Run standalone (for tests): ``python collect.py --mode summaries --summaries a.csv b.csv
 --configs a.yaml b.yaml --out out.csv`` (``--steps``, ``--ed``, ``--dmrg``, ``--extrapolated``).
@@ -17,6 +20,7 @@ Run standalone (for tests): ``python collect.py --mode summaries --summaries a.c
 
 
 import argparse
+import math
 import os
 import re
 import sys
@@ -80,6 +84,7 @@ def _levels_of_runs(runs: pd.DataFrame) -> pd.DataFrame:
         n_sites = int(run["lx"]) * int(run["ly"])
         levels = sorted(run[f"e_{k}"] for k in range(int(run["states"])))
         for state, energy in enumerate(levels):
+            exact = run.get(f"exact_e_{state}", math.nan)
             rows.append(
                 {
                     "method": "nqs",
@@ -93,6 +98,7 @@ def _levels_of_runs(runs: pd.DataFrame) -> pd.DataFrame:
                     "seed": run["seed"],
                     "sampler": run["sampler"],
                     "energy": energy,
+                    "exact_energy": exact if pd.notna(exact) else math.nan,
                     "energy_per_site": energy / n_sites,
                     "uncertainty": pd.NA,
                     "trace_energy": run["energy"],
@@ -142,12 +148,16 @@ def collect_levels(summaries, configs, ed, dmrg, extrapolated) -> pd.DataFrame:
     reference = pd.concat(references).drop_duplicates(["g", "state"], keep="last")
     levels = levels.merge(reference, on=["g", "state"], how="left")
     levels["relative_error"] = (levels["energy"] - levels["reference_energy"]) / levels["reference_energy"].abs()
+    if "exact_energy" in levels:
+        levels["exact_relative_error"] = (
+            (levels["exact_energy"] - levels["reference_energy"]) / levels["reference_energy"].abs()
+        )
 
     keep = [
         "method", "model", "lx", "ly", "bc", "g", "state", "chi", "seed", "sampler", "energy",
         "energy_per_site", "uncertainty", "fit_method", "trace_energy", "trace_sigma", "level_sigma", "converged",
         "truncation_error",
-        "reference_method", "reference_energy", "relative_error",
+        "reference_method", "reference_energy", "relative_error", "exact_energy", "exact_relative_error",
     ]
     levels = levels[[c for c in keep if c in levels.columns]]
     order = {"ed": 0, "dmrg_extrapolated": 1, "dmrg": 2, "nqs": 3}

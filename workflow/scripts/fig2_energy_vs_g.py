@@ -4,12 +4,15 @@ Input: results/fig2_runs.csv (one row per run: model, lx, ly, g, states, sampler
 energy_sigma, reference_energy, relative_error, ...). One column per lattice; top row the trace
 energy per site E/N (mean over seeds, bars = seed min..max) with the reference (ED or
 extrapolated DMRG), bottom row the relative error |E - E_ref| / |E_ref| on a log scale (small
-dots = single seeds, markers = seed mean, bars = seed min..max).
+dots = single seeds, markers = seed mean, bars = seed min..max). Where the Hilbert space was
+enumerated (4x4), each run's energy is the exact energy of its trained state, as in the claims
+(``claims.with_exact_energies``).
 """
 
 
 import pandas as pd
 import style
+from claims import with_exact_energies
 from style import plt
 
 
@@ -23,6 +26,7 @@ def plot(csv: str, png: str, pdf: str) -> None:
     if runs.empty:
         style.empty_figure(png, pdf, "fig2: no runs")
         return
+    runs, _ = with_exact_energies(runs)
     runs["n_sites"] = runs["lx"] * runs["ly"]
     runs["energy_per_site"] = runs["energy"] / runs["n_sites"]
     if "reference_energy" in runs:

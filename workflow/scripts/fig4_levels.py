@@ -3,7 +3,8 @@
 Input: results/fig4_levels.csv (one row per method, g, state[, chi, seed]: method in
 nqs / ed / dmrg / dmrg_extrapolated, energy, energy_per_site, ...); param ``chi_shown``: the
 DMRG bond dimension drawn (paper: 100).
-Left: E_k/N vs g — DMRG at chi_shown as lines, ED as crosses, NQS as filled markers.
+Left: E_k/N vs g — DMRG at chi_shown as lines, ED as crosses, NQS as filled markers (the
+exact levels of the trained state where the Hilbert space was enumerated, else the estimates).
 Right: the gaps E_k - E_0 (units of J), which show the gap closing and reopening near g_c.
 """
 
@@ -48,6 +49,9 @@ def plot(csv: str, png: str, pdf: str, chi_shown=None) -> None:
     lines, line_label = _line_source(levels, chi_shown)
     ed = levels[levels["method"] == "ed"]
     nqs = levels[levels["method"] == "nqs"]
+    if "exact_energy" in nqs:  # the exact levels of the trained state where they were enumerated
+        energy = nqs["exact_energy"].where(nqs["exact_energy"].notna(), nqs["energy"])
+        nqs = nqs.assign(energy=energy, energy_per_site=energy / (nqs["lx"] * nqs["ly"]))
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(7.6, 3.4))
     for state in states:
@@ -86,9 +90,10 @@ def plot(csv: str, png: str, pdf: str, chi_shown=None) -> None:
     left.legend(handles, labels, loc="lower left")
     if right.has_data():
         right.legend(loc="upper left")
+    samplers = " / ".join(style.SAMPLER_LABELS.get(name, name) for name in sorted(set(nqs.get("sampler", []))))
     fig.suptitle(
         f"TFI {style.lattice_label(first['lx'], first['ly'])} ({first['bc']}): the {len(states)} lowest levels "
-        f"(markers: NQS + NIR; lines: {line_label or 'none'})"
+        f"(markers: NQS + {samplers}; lines: {line_label or 'none'})"
     )
     fig.tight_layout()
     style.save(fig, png, pdf)
