@@ -197,7 +197,8 @@ def _run_evaluate(args) -> None:
     else:
         sampler, state = run.make_sampler(name, batch, key_sampler)
     hamiltonian = run.hamiltonian
-    exact = nqs_exact_columns(run.nqs, hamiltonian, config.states, max_dimension=0 if args.no_exact else MAX_NQS_ENUMERATION)
+    largest = 0 if args.no_exact else MAX_NQS_ENUMERATION
+    exact = nqs_exact_columns(run.nqs, hamiltonian, config.states, max_dimension=largest)
     result = evaluate(run, args.samples or config.eval_batch, key_measure, sampler, state)
     row = {
         **hamiltonian.describe(), "states": config.states, "net": config.net, "trained_with": config.sampler,

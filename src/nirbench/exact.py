@@ -131,4 +131,3 @@ def nqs_exact_columns(nqs, hamiltonian: Hamiltonian, n_states: int,
         **{f"exact_e_{k}": (float(exact["levels"][k]) if exact else math.nan) for k in range(n_states)},
         "exact_variance": exact["variance"] if exact else math.nan,
     }
-
