@@ -156,6 +156,19 @@ def test_table1_needs_rising_efficiency_and_an_accurate_energy():
     assert row["verdict"] == "not reproduced"
 
 
+def test_table1_judges_the_exact_energy_of_the_state_where_it_exists():
+    table = pd.DataFrame({
+        "n_param": [1000, 2000, 4000], "efficiency": [0.1, 0.2, 0.3], "relative_error": [2e-3, 8e-4, 5e-4],
+        "energy_per_site": [-0.527, -0.528, -0.5283], "lattice": "4x4", "j2": 0.5, "converged": True,
+        "exact_relative_error": [2e-3, 1.5e-3, 1.2e-3], "exact_energy_per_site": [-0.5275, -0.5278, -0.5280],
+    })  # fmt: skip
+    (row,) = claims.table1_claims(table)  # the estimates landed inside 1e-3, the states are not
+    assert row["verdict"] == "not reproduced" and row["best_relative_error"] == pytest.approx(1.2e-3)
+    assert "-0.52800" in row["result"]
+    (row,) = claims.table1_claims(table.assign(exact_relative_error=np.nan))
+    assert row["verdict"] == "reproduced"
+
+
 def test_table1_judges_the_size_effect_at_fixed_nqs_with_its_error_bars():
     table = pd.DataFrame({
         "n_param": [1000, 2000, 4000], "efficiency": [0.3, 0.2, 0.1], "relative_error": [3e-3, 2e-3, 5e-4],

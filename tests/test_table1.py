@@ -65,3 +65,13 @@ def test_the_figure_is_written_from_the_calls(tmp_path):
     png, pdf = tmp_path / "a.png", tmp_path / "a.pdf"
     table1.plot_ablation(table, calls, str(png), str(pdf))
     assert png.stat().st_size > 10_000 and pdf.stat().st_size > 0
+
+
+def test_the_exact_energy_of_each_state_stands_beside_its_estimate():
+    frame = runs().assign(exact_energy=[-8.41, -8.44])
+    table = table1.aggregate(frame)
+    np.testing.assert_allclose(table["exact_energy_per_site"], [-8.41 / 16, -8.44 / 16])
+    np.testing.assert_allclose(table["exact_relative_error"], [(8.4579 - 8.41) / 8.4579, (8.4579 - 8.44) / 8.4579])
+    text = table1.markdown(table)
+    assert "exact E/N of the state" in text and "-0.52750" in text
+    assert "exact E/N" not in table1.markdown(table1.aggregate(runs()))  # no enumeration: no column

@@ -35,6 +35,12 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     has_ref = "reference_energy" in runs and runs["reference_energy"].notna().any()
     if has_ref:
         runs["relative_error"] = (runs["energy"] - runs["reference_energy"]) / runs["reference_energy"].abs()
+    # the exact energy of each trained state where the sector was enumerated (nan elsewhere)
+    runs["exact_energy_per_site"] = runs.get("exact_energy", np.nan) / runs["n_sites"]
+    if has_ref:
+        runs["exact_relative_error"] = (
+            (runs["exact_energy_per_site"] * runs["n_sites"] - runs["reference_energy"]) / runs["reference_energy"].abs()
+        )
     param_column = next((c for c in PARAM_COLUMNS if c in runs), None)
     rows = []
     if "status" not in runs:
@@ -62,6 +68,8 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
                 all_runs["reference_energy"].iloc[0] / all_runs["n_sites"].iloc[0] if has_ref else np.nan
             ),
             "relative_error": group["relative_error"].mean() if has_ref and len(group) else np.nan,
+            "exact_energy_per_site": group["exact_energy_per_site"].mean(),
+            "exact_relative_error": group["exact_relative_error"].mean() if has_ref and len(group) else np.nan,
             "steps": int(all_runs["steps"].max()) if "steps" in all_runs else pd.NA,
             "wall_seconds": all_runs["wall_seconds"].mean() if "wall_seconds" in all_runs else np.nan,
             "n_seeds": int(all_runs["seed"].nunique()),
@@ -150,13 +158,19 @@ def markdown(table: pd.DataFrame) -> str:
             "sampling efficiency ESS/n_proposed averaged over the run (and over all seeds). V-score = N Var(E) / E^2 "
             "(Wu et al., Science 386, 296 (2024); E_inf = 0), mean over the same runs. A run stopped by its time "
             "limit counts, with its final evaluation; NQS updates: the most any run of that size made; the last "
-            "column says whether every run converged."
+            "column says whether every run converged. Where the Hilbert space can be enumerated, the exact energy "
+            "of each trained state (no sampling error) stands beside the estimate; the claims judge it."
         ),
         "",
     ]
+    has_exact = table["exact_energy_per_site"].notna().any() if "exact_energy_per_site" in table else False
     header = ["d_embd", "n_layer", "n_param", "E/N", "V-score", "ESS/n_proposed"]
     if has_ref:
         header.append(r"(E - E_ref) / \|E_ref\|")
+    if has_exact:
+        header.append("exact E/N of the state")
+        if has_ref:
+            header.append("its error")
     header.append("runs with an energy")
     header.append("NQS updates")
     header.append("converged")
@@ -177,6 +191,10 @@ def markdown(table: pd.DataFrame) -> str:
         ]
         if has_ref:
             cells.append(_fmt(row["relative_error"], ".2e"))
+        if has_exact:
+            cells.append(_fmt(row["exact_energy_per_site"], ".5f"))
+            if has_ref:
+                cells.append(_fmt(row["exact_relative_error"], ".2e"))
         cells.append(f"{int(row['n_completed'])}/{int(row['n_seeds'])}")
         cells.append(_fmt(row["steps"], "d"))
         cells.append({True: "yes", False: "no"}.get(row.get("converged"), "—"))
