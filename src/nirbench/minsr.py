@@ -486,9 +486,15 @@ def _layerwise_gram(nqs, configs: jnp.ndarray) -> jnp.ndarray:
         a = split(a)  # (j, b, k, in)
         delta = c[..., None] * split(d_z)  # (j, b, k, out) complex: d log Psi_b / d z_bkj
         d_rows = jnp.stack([jnp.real(delta), jnp.imag(delta)], axis=1)  # (j, r, b, k, out)
-        dd = jnp.einsum("jrbko,jsclo->jrbkscl", d_rows, d_rows)
-        aa = jnp.einsum("jbki,jcli->jbkcl", a, a) + bias  # the bias: a constant input 1
-        gram = gram + jnp.einsum("jrbkscl,jbkcl->rbsc", dd, aa)
+        # sum over configuration pairs (k, l) of (D_k D_l^T) * (a_k a_l^T); the pair (l, k) is the
+        # transpose of (k, l), so only k <= l is formed: 1.4-1.5x faster than all K^2 pairs at once
+        # for K = 3, batch 512 (docs/benchmarks.md), and a (j, 2 Ns, 2 Ns) intermediate at a time
+        for k in range(n_states):
+            for l in range(k, n_states):
+                dd = jnp.einsum("jrbo,jsco->jrbsc", d_rows[:, :, :, k], d_rows[:, :, :, l])
+                aa = jnp.einsum("jbi,jci->jbc", a[:, :, k], a[:, :, l]) + bias  # the bias: a constant input 1
+                pair = jnp.einsum("jrbsc,jbc->rbsc", dd, aa)
+                gram = gram + (pair if k == l else pair + jnp.transpose(pair, (2, 3, 0, 1)))
     # the other parameters: explicit rows sum_k c_jbk d log psi_j(s_b^k) / d theta, (2 Ns, K P_other)
     others_rows = _stack_re_im(
         jnp.einsum("jbk,jbkp->bjp", c, split(d_others)).reshape(n_samples, -1), real_dtype
