@@ -243,16 +243,22 @@ def fig3_claims(steps):
     }]  # fmt: skip
 
 
-def fig4_claims(levels):
-    nqs = levels[levels["method"] == "nqs"] if "method" in levels else pd.DataFrame()
-    if nqs.empty:
-        return []
-    # the exact level of the trained state where the Hilbert space was enumerated (no error bar),
-    # else the sampled estimate with its standard error
+def level_errors(nqs):
+    """``(errors, sigmas, is_exact)`` of the NQS rows of a levels table: the exact level of the
+    trained state where the Hilbert space was enumerated (``exact_relative_error``; sigma 0),
+    else the sampled estimate with its standard error; errors and sigmas relative and >= 0."""
     exact = nqs["exact_relative_error"] if "exact_relative_error" in nqs else pd.Series(np.nan, index=nqs.index)
     is_exact = exact.notna()
     errors = nqs["relative_error"].abs().where(~is_exact, exact.abs())
     sigmas = (nqs["level_sigma"] / nqs["reference_energy"].abs()).where(~is_exact, 0.0)
+    return errors, sigmas, is_exact
+
+
+def fig4_claims(levels):
+    nqs = levels[levels["method"] == "nqs"] if "method" in levels else pd.DataFrame()
+    if nqs.empty:
+        return []
+    errors, sigmas, is_exact = level_errors(nqs)
     within = int((errors + 2.0 * sigmas <= LEVEL_TARGET).sum())  # a nan sigma never counts
     worst = nqs.loc[errors.idxmax()]
     first = nqs.iloc[0]

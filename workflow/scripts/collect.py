@@ -84,7 +84,6 @@ def _levels_of_runs(runs: pd.DataFrame) -> pd.DataFrame:
         n_sites = int(run["lx"]) * int(run["ly"])
         levels = sorted(run[f"e_{k}"] for k in range(int(run["states"])))
         for state, energy in enumerate(levels):
-            exact = run.get(f"exact_e_{state}", math.nan)
             rows.append(
                 {
                     "method": "nqs",
@@ -98,7 +97,7 @@ def _levels_of_runs(runs: pd.DataFrame) -> pd.DataFrame:
                     "seed": run["seed"],
                     "sampler": run["sampler"],
                     "energy": energy,
-                    "exact_energy": exact if pd.notna(exact) else math.nan,
+                    "exact_energy": run.get(f"exact_e_{state}", math.nan),
                     "energy_per_site": energy / n_sites,
                     "uncertainty": pd.NA,
                     "trace_energy": run["energy"],

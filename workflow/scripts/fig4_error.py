@@ -12,7 +12,7 @@ chi_shown, for scale; dotted: the target 1e-4 of the claims.
 
 import pandas as pd
 import style
-from claims import LEVEL_TARGET
+from claims import LEVEL_TARGET, level_errors
 from style import plt
 
 REFERENCE_LABELS = {"ed": "exact diagonalisation", "dmrg_extrapolated": r"DMRG extrapolated to $\chi\to\infty$"}
@@ -39,9 +39,8 @@ def plot(csv: str, png: str, pdf: str, chi_shown=None) -> None:
         color = style.LEVEL_COLORS[state % len(style.LEVEL_COLORS)]
         level = nqs[nqs["state"] == state]
         if len(level):
-            exact = level["exact_relative_error"] if "exact_relative_error" in level else pd.Series(float("nan"), index=level.index)
-            errors = exact.where(exact.notna(), level["relative_error"])
-            grouped = level.assign(err=style.positive(errors), exact=exact.notna()).groupby("g")
+            errors, _, exact = level_errors(level)
+            grouped = level.assign(err=style.positive(errors), exact=exact).groupby("g")
             mean, lo, hi = grouped["err"].mean(), grouped["err"].min(), grouped["err"].max()
             is_exact = grouped["exact"].all()
             x = mean.index + offsets[state]

@@ -36,11 +36,10 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     if has_ref:
         runs["relative_error"] = (runs["energy"] - runs["reference_energy"]) / runs["reference_energy"].abs()
     # the exact energy of each trained state where the sector was enumerated (nan elsewhere)
-    runs["exact_energy_per_site"] = runs.get("exact_energy", np.nan) / runs["n_sites"]
+    exact = runs.get("exact_energy", np.nan)
+    runs["exact_energy_per_site"] = exact / runs["n_sites"]
     if has_ref:
-        runs["exact_relative_error"] = (
-            (runs["exact_energy_per_site"] * runs["n_sites"] - runs["reference_energy"]) / runs["reference_energy"].abs()
-        )
+        runs["exact_relative_error"] = (exact - runs["reference_energy"]) / runs["reference_energy"].abs()
     param_column = next((c for c in PARAM_COLUMNS if c in runs), None)
     rows = []
     if "status" not in runs:
