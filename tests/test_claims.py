@@ -63,24 +63,49 @@ def test_fig2_a_level_stuck_above_its_reference_with_frozen_chains_is_a_trap_wha
     assert row["mcmc_level_plateaus"] == "" and not row["mcmc_trapped"]
 
 
-def fig3_steps(mcmc_jsd, nir_jsd):
+def fig3_steps(mcmc_jsd, nir_jsd, exact_error=5e-4):
+    """Steps of a fig3 pair: one JSD measurement per 20 steps; the final states' exact traces
+    ``exact_error`` (relative) above the reference."""
     rows = []
     for sampler, series in (("mcmc", mcmc_jsd), ("nir", nir_jsd)):
         for step, jsd in enumerate(series):
             rows.append({
-                "sampler": sampler, "step": 20 * step, "jsd": jsd, "jsd_exact": 1e-3, "energy_error": 0.01,
-                "reference_energy": -17.0, "lx": 3, "ly": 2, "bc": "open", "g": 0.01, "states": 3, "converged": True,
+                "sampler": sampler, "step": 20 * step, "jsd": jsd, "jsd_exact": 1e-3, "jsd_unordered": jsd / 2,
+                "jsd_unordered_exact": 5e-4, "energy_error": 0.01, "reference_energy": -17.0,
+                "exact_energy": -17.0 * (1 - exact_error), "lx": 3, "ly": 2, "bc": "open", "g": 0.01, "states": 3,
+                "converged": True,
             })  # fmt: skip
     return pd.DataFrame(rows)
 
 
-def test_fig3_mcmc_rising_above_a_falling_nir_is_reproduced():
+def test_fig3_compares_the_jsd_after_convergence_with_its_error_bar():
+    rng = np.random.default_rng(0)
     falling = np.geomspace(0.3, 0.003, 10)
-    rising = np.concatenate([np.geomspace(0.3, 0.01, 7), [0.05, 0.06, 0.07]])
-    (row,) = claims.fig3_claims(fig3_steps(rising, falling))
-    assert row["verdict"] == "reproduced"
+    high = np.concatenate([np.geomspace(0.3, 0.03, 5), 0.05 + 0.005 * rng.standard_normal(5)])
+    (row,) = claims.fig3_claims(fig3_steps(high, falling))
+    assert row["verdict"] == "reproduced" and row["mcmc_above_nir"]
+    # the window is the second half (steps 100-180): its mean and standard error
+    assert row["mcmc_jsd"] == pytest.approx(high[5:].mean())
+    assert row["mcmc_jsd_sigma"] == pytest.approx(high[5:].std(ddof=1) / np.sqrt(5))
+    assert row["nir_jsd_unordered"] == pytest.approx(falling[5:].mean() / 2)
     (row,) = claims.fig3_claims(fig3_steps(falling, falling))
-    assert row["verdict"] == "not reproduced"
+    assert row["verdict"] == "not reproduced" and not row["mcmc_above_nir"]
+    # MCMC higher on average, but within twice the combined scatter: not above
+    noisy = np.concatenate([np.geomspace(0.3, 0.03, 5), [0.001, 0.2, 0.001, 0.2, 0.001]])
+    (row,) = claims.fig3_claims(fig3_steps(noisy, falling))
+    assert row["mcmc_jsd"] > row["nir_jsd"] and not row["mcmc_above_nir"]
+
+
+def test_fig3_is_not_reached_while_an_exact_trace_misses_the_target():
+    falling = np.geomspace(0.3, 0.003, 10)
+    high = np.concatenate([np.geomspace(0.3, 0.03, 5), [0.05, 0.051, 0.049, 0.05, 0.052]])
+    (row,) = claims.fig3_claims(fig3_steps(high, falling, exact_error=3e-3))
+    assert row["verdict"] == "not reached" and row["mcmc_above_nir"]
+    assert row["nir_error"] == pytest.approx(3e-3) and "not converged" in row["result"]
+    # without exact energies the drift rule decides
+    steps = fig3_steps(high, falling, exact_error=3e-3).drop(columns="exact_energy")
+    (row,) = claims.fig3_claims(steps)
+    assert row["verdict"] == "reproduced"
 
 
 def test_fig2_judges_exact_energies_where_they_exist():

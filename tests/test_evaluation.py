@@ -1,6 +1,7 @@
 """Measurements that leave the run unchanged: the final evaluation, `nirbench evaluate`, the JSD,
 and the exact energy of an NQS."""
 
+import itertools
 import json
 
 import equinox as eqx
@@ -10,8 +11,9 @@ import pandas as pd
 import pytest
 
 from nirbench.cli import main
-from nirbench.evaluation import evaluate, sampler_jsd
+from nirbench.evaluation import JSD_COLUMNS, evaluate, sampler_jsd, tuple_jsds
 from nirbench.exact import all_configurations, nqs_exact_energies
+from nirbench.samplers.base import indices_from_spins, unordered_tuple_indices
 from nirbench.vmc import VMCConfig, VMCRun
 
 TINY = {"model": "tfi", "lx": 2, "ly": 2, "bc": "open", "g": 1.5, "width": 8, "depth": 1, "batch": 32,
@@ -70,24 +72,62 @@ def test_jsd_measurement_leaves_training_exactly_as_without_it(sampler):
     options = dict(**TINY, states=2, sampler=sampler, steps=3, mcmc_warmup=8, mcmc_thinning=2, jsd_samples=64)
     measured, plain = VMCRun(VMCConfig(**options, jsd_every=2)), VMCRun(VMCConfig(**options))
     before = measured.sampler_state
-    jsd, floor = sampler_jsd(measured, before, jax.random.key(5), 64)
+    jsds = sampler_jsd(measured, before, jax.random.key(5), 64)
     assert _same_tree(measured.sampler_state, before)  # the measurement kept no state
-    assert 0 < jsd <= np.log(2) and 0 < floor <= np.log(2)
+    assert set(jsds) == set(JSD_COLUMNS) and all(0 < value <= np.log(2) for value in jsds.values())
+    # forgetting the order of the K configurations never increases a JSD
+    assert jsds["jsd_unordered"] <= jsds["jsd"] + 1e-12
+    assert jsds["jsd_unordered_exact"] <= jsds["jsd_exact"] + 1e-12
     measured.train(progress=False)
     plain.train(progress=False)
     rows_measured, rows_plain = pd.DataFrame(measured.rows), pd.DataFrame(plain.rows)
     assert rows_measured["jsd"].notna().sum() == 2 and rows_measured["jsd_exact"].notna().sum() == 2
     assert rows_plain["jsd"].isna().all()
-    drop = ["jsd", "jsd_exact", "seconds"]
+    drop = [*JSD_COLUMNS, "seconds"]
     pd.testing.assert_frame_equal(rows_measured.drop(columns=drop), rows_plain.drop(columns=drop))
     assert _same_tree(measured.nqs, plain.nqs) and _same_tree(measured.sampler_state, plain.sampler_state)
 
 
 def test_jsd_of_exact_draws_sits_at_the_finite_sample_floor():
     run = VMCRun(VMCConfig(**{**TINY, "batch": 512}, states=2, sampler="exact"))
-    jsd, floor = sampler_jsd(run, run.sampler_state, jax.random.key(0), 2048)
-    assert jsd == pytest.approx(floor, rel=0.25)
-    assert floor > 0.01  # 2048 draws over 240 possible tuples: clearly above zero
+    jsds = sampler_jsd(run, run.sampler_state, jax.random.key(0), 2048)
+    assert jsds["jsd"] == pytest.approx(jsds["jsd_exact"], rel=0.25)
+    assert jsds["jsd_exact"] > 0.01  # 2048 draws over 240 possible tuples: clearly above zero
+    assert jsds["jsd_unordered"] == pytest.approx(jsds["jsd_unordered_exact"], rel=0.35)
+
+
+def test_unordered_tuple_indices_forget_the_order_of_the_states_only():
+    rng = np.random.default_rng(0)
+    configs = rng.choice(np.array([-1, 1], dtype=np.int8), size=(50, 3, 4))
+    unordered = unordered_tuple_indices(indices_from_spins(configs), 3, 4)
+    for permutation in itertools.permutations(range(3)):
+        permuted = indices_from_spins(configs[:, list(permutation)])
+        np.testing.assert_array_equal(unordered_tuple_indices(permuted, 3, 4), unordered)
+    # the result is the index of the tuple with its states' configurations in ascending order
+    rows = np.asarray(indices_from_spins(configs.reshape(150, 1, 4))).reshape(50, 3)
+    ascending = np.take_along_axis(configs, np.argsort(rows, axis=1)[:, :, None], axis=1)
+    np.testing.assert_array_equal(unordered, np.asarray(indices_from_spins(ascending)))
+    # tuples that differ in more than the order stay apart
+    distinct_sets = {tuple(sorted(r)) for r in rows.tolist()}
+    assert len(np.unique(unordered)) == len(distinct_sets)
+
+
+def test_tuple_jsds_separate_an_ordering_imbalance_from_a_wrong_distribution():
+    """All 2-tuples of distinct 2-site configurations, equally likely: a sampler that draws each
+    pair in one order only is as far as it can be over ordered tuples and exact over unordered ones."""
+    configs = np.array([(a, b) for a in itertools.product([1, -1], repeat=2)
+                        for b in itertools.product([1, -1], repeat=2) if a != b], dtype=np.int8)
+    indices = np.asarray(indices_from_spins(configs))
+    probs = np.full(len(indices), 1 / len(indices))
+    rows = np.asarray(indices_from_spins(configs.reshape(-1, 1, 2))).reshape(-1, 2)
+    one_order = (rows[:, 0] < rows[:, 1]).astype(float)  # each unordered pair in one order only
+    jsds = tuple_jsds(probs, one_order, probs, indices, 2, 2)
+    # p = 1/12 on 12 tuples, q = 1/6 on 6 of them: JSD = ln(4/3) / 4 + ln(4/3) / 2
+    assert jsds["jsd"] == pytest.approx(0.75 * np.log(4 / 3), rel=1e-12)
+    assert jsds["jsd_unordered"] == pytest.approx(0.0, abs=1e-12)
+    assert jsds["jsd_exact"] == pytest.approx(0.0, abs=1e-12)
+    lopsided = one_order * (1.0 + (rows[:, 0] == 0))  # the pairs containing all-up drawn twice as often
+    assert tuple_jsds(probs, lopsided, probs, indices, 2, 2)["jsd_unordered"] > 0.01
 
 
 def test_evaluation_respects_the_efficiency_gate_and_leaves_the_run_unchanged():

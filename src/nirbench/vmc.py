@@ -40,7 +40,7 @@ from nirbench.estimators import (
     is_converged,
     standard_error,
 )
-from nirbench.evaluation import evaluate, evaluation_columns, sampler_jsd
+from nirbench.evaluation import JSD_COLUMNS, evaluate, evaluation_columns, sampler_jsd
 from nirbench.exact import nqs_exact_columns, sector_dimension
 from nirbench.hamiltonians import make_hamiltonian
 from nirbench.io import (
@@ -70,7 +70,7 @@ from nirbench.updates import (
 STEP_COLUMNS = [
     "step", "nqs_step", "energy", "energy_error", "energy_sigma", "variance",
     "ess", "efficiency", "n_proposed", "acceptance", "nqs_updated", "step_scale", "predicted_efficiency",
-    "seconds", "jsd", "jsd_exact",
+    "seconds", *JSD_COLUMNS,
 ]  # fmt: skip
 
 
@@ -229,9 +229,9 @@ class VMCRun:
         if not math.isfinite(energy):
             raise NonFiniteError(f"the energy became non-finite at iteration {self.iteration}")
         sigma, n_effective = standard_error(np.asarray(eps), batch)
-        jsd = jsd_exact = math.nan
+        jsds = dict.fromkeys(JSD_COLUMNS, math.nan)
         if c.jsd_every and self.iteration % c.jsd_every == 0:  # the sampler that drew this batch, frozen
-            jsd, jsd_exact = timed("JSD", sampler_jsd, self, state_before, jsd_key, c.jsd_samples)
+            jsds = timed("JSD", sampler_jsd, self, state_before, jsd_key, c.jsd_samples)
         updated = bool(stats["nqs_update"])
         scale = predicted = math.nan
         if updated:
@@ -253,7 +253,7 @@ class VMCRun:
             "ess": n_effective if c.sampler == "mcmc" else stats["ess"], "efficiency": stats["efficiency"],
             "n_proposed": stats["n_proposed"], "acceptance": stats["acceptance"], "nqs_updated": int(updated),
             "step_scale": scale, "predicted_efficiency": predicted,
-            "seconds": time.perf_counter() - start, "jsd": jsd, "jsd_exact": jsd_exact,
+            "seconds": time.perf_counter() - start, **jsds,
         }  # fmt: skip
         row.update({f"e_{k}": float(e) for k, e in enumerate(np.asarray(levels))})
         self.rows.append(row)

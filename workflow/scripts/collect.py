@@ -67,7 +67,7 @@ def collect_steps(steps, summaries, configs) -> pd.DataFrame:
     runs = collect_summaries(summaries, configs)
     if len(steps) != len(runs):
         raise ValueError("need one summary.csv per steps.csv")
-    label_columns = [c for c in IDENTITY + ["reference_energy", "converged", "preset", "run_dir"] if c in runs.columns]
+    label_columns = [c for c in IDENTITY + ["reference_energy", "exact_energy", "converged", "preset", "run_dir"] if c in runs.columns]
     frames = []
     for path, (_, run) in zip(steps, runs.iterrows()):
         frame = pd.read_csv(path)

@@ -5,7 +5,10 @@ reference_energy, lx, ly, g, states, ..., jsd_exact; jsd and jsd_exact are empty
 Top: JSD of the empirical distribution of the samples (NIR and MCMC, drawn by the frozen sampler
 as training used it at that step) to the exact |Psi|^2 of the current NQS (log scale), and, dotted
 grey, ``jsd_exact``: the JSD of as many exact draws, the finite-sample floor a perfect sampler
-would reach. Bottom: relative error of the trace energy.
+would reach. Open markers, thin: the same over unordered tuples (``jsd_unordered``; floor
+``jsd_unordered_exact``, dash-dotted), the distribution every VMC estimate depends on. The shaded
+second half of the run is the window the claim averages (workflow/scripts/claims.py). Bottom:
+relative error of the trace energy (training estimates).
 """
 
 
@@ -27,18 +30,27 @@ def plot(csv: str, png: str, pdf: str) -> None:
         jsd = run.dropna(subset=["jsd"])
         top.plot(jsd[xcol], style.positive(jsd["jsd"]), marker="o", color=color, linestyle=ls, markersize=2.5,
                  label=label)
+        if "jsd_unordered" in jsd and jsd["jsd_unordered"].notna().any():
+            top.plot(jsd[xcol], style.positive(jsd["jsd_unordered"]), marker="o", markerfacecolor="none",
+                     color=color, linestyle=ls, linewidth=0.7, markersize=3, alpha=0.7, label=f"{label}, unordered")
         if "jsd_exact" in jsd and jsd["jsd_exact"].notna().any():
             top.plot(jsd[xcol], style.positive(jsd["jsd_exact"]), color="0.45", linestyle=":", linewidth=1.0,
                      label=None if floor_labelled else "as many exact draws (floor)")
+            if "jsd_unordered_exact" in jsd and jsd["jsd_unordered_exact"].notna().any():
+                top.plot(jsd[xcol], style.positive(jsd["jsd_unordered_exact"]), color="0.45", linestyle="-.",
+                         linewidth=0.8, label=None if floor_labelled else "floor, unordered")
             floor_labelled = True
         if has_reference:
             y = style.positive(run["energy_error"] / run["reference_energy"].abs())
             bottom.plot(run[xcol], y, color=color, alpha=0.25, linewidth=0.5, linestyle=ls)
             bottom.plot(run[xcol], style.rolling(y, window), color=color, linestyle=ls)
+    measured = steps.dropna(subset=["jsd"])
+    window = measured[measured["step"] >= measured["step"].max() / 2]  # as in claims.fig3_claims
+    top.axvspan(window[xcol].min(), window[xcol].max(), color="0.92", zorder=0, label="window of the claim")
     first = steps.iloc[0]
     style.decade_log_axis(top)
     top.set_ylabel(r"JSD(samples $\|$ exact $|\Psi|^2$)")
-    top.legend(loc="best")
+    top.legend(loc="best", fontsize="x-small", ncol=2)
     top.set_title(
         f"TFI {style.lattice_label(first['lx'], first['ly'])} ({first['bc']}), $g = {first['g']:g}$, "
         f"K = {int(first['states'])}: sampling quality during training"

@@ -38,6 +38,7 @@ from typing import Any, NamedTuple
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 #: stats keys every sampler returns (``nan`` where a key does not apply)
 STATS_KEYS = ("ess", "efficiency", "n_proposed", "acceptance", "nqs_update")
@@ -133,6 +134,21 @@ def indices_from_spins(configs) -> jax.Array:
     bits = ((1 - flat.astype(jnp.int32)) // 2).astype(jnp.int64)
     powers = jnp.left_shift(jnp.int64(1), jnp.arange(n_total - 1, -1, -1, dtype=jnp.int64))
     return jnp.sum(bits * powers, axis=1)
+
+
+def unordered_tuple_indices(indices, n_states: int, n_sites: int) -> np.ndarray:
+    """Tuple indices ``(D,)`` -> the index of the same K configurations in ascending order ``(D,)``.
+
+    Two tuples that differ only in the order of their K configurations get the same index: the
+    index of the tuple as a multiset. Every VMC quantity of the determinant ansatz depends only on
+    that: permuting the rows of ``M_kl = psi_l(s_k)`` multiplies ``det M`` by the permutation's
+    sign and leaves ``E_loc = M^-1 (H Psi)`` unchanged. (State ``k`` occupies bits
+    ``N (K - 1 - k)`` to ``N (K - k) - 1`` of the index, as in :func:`spins_from_indices`.)
+    """
+    indices = np.asarray(indices, dtype=np.int64)
+    shifts = n_sites * np.arange(n_states - 1, -1, -1, dtype=np.int64)
+    rows = (indices[:, None] >> shifts) & ((1 << n_sites) - 1)  # (D, K): configuration of state k
+    return np.sum(np.sort(rows, axis=1) << shifts, axis=1)
 
 
 class Sampler(eqx.Module):
