@@ -102,6 +102,11 @@ def test_fig3_is_not_reached_while_an_exact_trace_misses_the_target():
     (row,) = claims.fig3_claims(fig3_steps(high, falling, exact_error=3e-3))
     assert row["verdict"] == "not reached" and row["mcmc_above_nir"]
     assert row["nir_error"] == pytest.approx(3e-3) and "not converged" in row["result"]
+    # two seeds: the worse one decides
+    seeds = pd.concat([fig3_steps(high, falling).assign(seed=0),
+                       fig3_steps(high, falling, exact_error=2e-3).assign(seed=1)])
+    (row,) = claims.fig3_claims(seeds)
+    assert row["verdict"] == "not reached" and row["mcmc_error"] == pytest.approx(2e-3)
     # without exact energies the drift rule decides
     steps = fig3_steps(high, falling, exact_error=3e-3).drop(columns="exact_energy")
     (row,) = claims.fig3_claims(steps)
