@@ -20,7 +20,8 @@ from nirbench.samplers import (
     make_sampler,
     spins_from_indices,
 )
-from nirbench.samplers.exact import chi_square_pvalue, histogram
+from nirbench.samplers.exact import chi_square_pvalue, exact_log_probs, histogram, nqs_tuple_log_probs
+from nirbench.updates import TemperedLogProb
 
 P_MIN = 1e-3  # chi-square p-value threshold (fixed seeds: deterministic)
 
@@ -64,6 +65,23 @@ def test_exact_distribution_properties(tfi):
     # |Psi|^2 of a determinant is symmetric under swapping the two rows
     swapped = np.asarray(indices_from_spins(configs[:, ::-1]))
     assert np.allclose(probs, probs[swapped], rtol=1e-10, atol=1e-300)
+
+
+@pytest.mark.parametrize("n_states, power", [(1, 1.0), (2, 1.0), (3, 0.5)])
+def test_tuple_log_probs_from_the_amplitude_table_equal_the_row_by_row_evaluation(n_states, power):
+    """``nqs_tuple_log_probs`` (one network pass per configuration) against ``exact_log_probs``
+    with the samplers' target (one pass per row of every tuple), tempered too."""
+    hamiltonian = make_hamiltonian("tfi", 2, 2, bc="open", g=0.7)
+    nqs = build_nqs(hamiltonian, "mlp", n_states=n_states, width=8, depth=2, key=jax.random.key(n_states))
+    target = batched_log_prob if power == 1.0 else TemperedLogProb(power)
+    direct = np.asarray(exact_log_probs(target, nqs, n_states, 4))
+    table = np.asarray(nqs_tuple_log_probs(nqs, n_states, 4, power, chunk_size=64))
+    assert table.shape == (2 ** (4 * n_states),)
+    rows = np.asarray(spins_from_indices(jnp.arange(table.size), n_states, 4)).reshape(table.size, n_states, 4)
+    repeated = np.array([len({r.tobytes() for r in tuple_rows}) < n_states for tuple_rows in rows])
+    np.testing.assert_allclose(table[~repeated], direct[~repeated], rtol=1e-10, atol=1e-10)
+    # a repeated row: Psi = 0, up to round-off in either evaluation
+    assert np.all(table[repeated] < direct[~repeated].max() - 20)
 
 
 def test_chi_square_helper_detects_a_wrong_distribution(tfi):

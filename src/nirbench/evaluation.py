@@ -29,7 +29,7 @@ from nirbench.estimators import (
     standard_error,
 )
 from nirbench.samplers.base import indices_from_spins, unordered_tuple_indices
-from nirbench.samplers.exact import exact_distribution
+from nirbench.samplers.exact import check_exact_size, nqs_tuple_log_probs
 
 
 def v_score(energy: float, variance: float, n_sites: int) -> float:
@@ -145,10 +145,9 @@ def sampler_jsd(run, sampler_state, key, n_samples: int) -> dict[str, float]:
     2^18 tuples); the same two over unordered tuples.
     """
     k, n = run.config.states, run.hamiltonian.n_sites
-    configs, probs = exact_distribution(run.log_prob_fn, run.nqs, k, n)
-    index = np.asarray(indices_from_spins(configs))
-    order = np.argsort(index)
-    index, probs = index[order], np.asarray(probs, dtype=np.float64)[order]
+    check_exact_size(k, n)
+    log_probs = nqs_tuple_log_probs(run.nqs, k, n, run.config.sampling_power)
+    probs = np.asarray(jax.nn.softmax(log_probs), dtype=np.float64)  # (2^(K N),), tuple index order
     counts = np.zeros(len(probs))
     frozen = run.sampler.frozen()
     key, key_floor = jax.random.split(key)
@@ -156,12 +155,11 @@ def sampler_jsd(run, sampler_state, key, n_samples: int) -> dict[str, float]:
     while drawn < n_samples:
         key, subkey = jax.random.split(key)
         batch, sampler_state, _ = frozen.sample(run.log_prob_fn, run.nqs, sampler_state, subkey)
-        position = np.searchsorted(index, np.asarray(indices_from_spins(batch.configs)))
-        np.add.at(counts, position, np.asarray(batch.weights) * len(batch.weights))
+        np.add.at(counts, np.asarray(indices_from_spins(batch.configs)), np.asarray(batch.weights) * len(batch.weights))
         drawn += len(batch.weights)
     seed = int(jax.random.randint(key_floor, (), 0, np.iinfo(np.int32).max))
     exact_counts = np.random.default_rng(seed).multinomial(drawn, probs / probs.sum())
-    return tuple_jsds(probs, counts, exact_counts, index, k, n)
+    return tuple_jsds(probs, counts, exact_counts, np.arange(len(probs)), k, n)
 
 
 def evaluation_columns(result: dict) -> dict:

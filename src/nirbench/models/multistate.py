@@ -108,7 +108,12 @@ class MultiStateNQS(eqx.Module):
         s = jnp.asarray(s)
         if s.ndim != 2 or s.shape[0] != self.n_states:
             raise ValueError(f"log_psi expects a K-tuple of shape ({self.n_states}, N), got {s.shape}")
-        log_amps = self.log_amplitudes(s)
+        return self.log_psi_of_amplitudes(self.log_amplitudes(s))
+
+    def log_psi_of_amplitudes(self, log_amps: jax.Array) -> jax.Array:
+        """``log_amps`` of shape ``(K, K)`` (``[k, j] = log psi_j(s^k)``, as
+        :meth:`log_amplitudes` gives) -> complex ``log Psi`` of the tuple, in the stable form of
+        :meth:`log_psi`."""
         if self.n_states == 1:
             return log_amps[0, 0]
         # the shift cancels exactly, so no gradient needs to flow through the max

@@ -56,6 +56,30 @@ def exact_log_probs(log_prob_fn: LogProbFn, nqs, n_states: int, n_sites: int, ch
     return jax.lax.map(evaluate, indices).reshape(dim)
 
 
+@eqx.filter_jit
+def nqs_tuple_log_probs(nqs, n_states: int, n_sites: int, power: float = 1.0, chunk_size: int = 2**14):
+    """``power * log |Psi|^2`` of every K-tuple of a :class:`~nirbench.models.MultiStateNQS`,
+    shape ``(2^(K*N),)``, in index order.
+
+    The same numbers as :func:`exact_log_probs` with the samplers' target for
+    ``sampling_power = power`` (``batched_log_prob``, ``TemperedLogProb``), but the K networks
+    are evaluated once per configuration (``2^N`` passes) and each tuple only gathers its K rows
+    of that table and takes the determinant (:meth:`MultiStateNQS.log_psi_of_amplitudes`),
+    instead of ``K 2^(K*N)`` network passes: 3x2, K = 3 has 64 configurations in 786 432 rows.
+    """
+    dim = 2 ** (n_states * n_sites)
+    chunk = min(dim, chunk_size)
+    table = nqs.log_amplitudes(spins_from_indices(jnp.arange(2**n_sites), 1, n_sites)[:, 0])  # (2^N, K)
+    shifts = n_sites * jnp.arange(n_states - 1, -1, -1)
+
+    def evaluate(idx):
+        rows = (idx[:, None] >> shifts) & (2**n_sites - 1)  # (chunk, K): the configuration of each state
+        log_psi = jax.vmap(nqs.log_psi_of_amplitudes)(table[rows])
+        return (2.0 * power * jnp.real(log_psi)).astype(jnp.result_type(float))
+
+    return jax.lax.map(evaluate, jnp.arange(dim).reshape(dim // chunk, chunk)).reshape(dim)
+
+
 def exact_distribution(
     log_prob_fn: LogProbFn,
     nqs,
