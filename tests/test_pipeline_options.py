@@ -95,3 +95,26 @@ def test_every_run_option_is_accepted_by_the_pipeline():
     }
     done = _dry_run({"vmc": every})
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_longest_vmc_runs_are_scheduled_first():
+    """The vmc rule's priority (common.smk's vmc_priority): the run table 1's ablation waits for
+    above every other, then the runs with the longest time cap (figure 3's 15 minutes over the
+    others' 10), read from the plan of the default config."""
+    plan = subprocess.run(
+        ["snakemake", "-n", "--forceall", "--cores", "2"], check=True, cwd=ROOT, capture_output=True, text=True,
+        timeout=120,
+    ).stdout
+    priorities = {}
+    for job in plan.split("\n\n"):
+        lines = dict(line.strip().split(": ", 1) for line in job.splitlines() if ": " in line)
+        if "/vmc/" in lines.get("output", "") and "priority" in lines:
+            priorities[lines["output"].split(",")[0]] = float(lines["priority"])
+    assert len(priorities) >= 10
+    ranked = sorted(priorities, key=priorities.get, reverse=True)
+    assert "preset~j1j2_nir-d16l2/" in ranked[0]
+    fig3 = [path for path in priorities if "preset~tfi_jsd/" in path]
+    assert len(fig3) == 2 and set(ranked[1:3]) == set(fig3)
+    assert min(priorities[path] for path in fig3) > max(
+        priority for path, priority in priorities.items() if "preset~tfi/" in path
+    )

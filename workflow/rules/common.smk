@@ -362,6 +362,17 @@ def table1_ablation_flags():
     return f"--sizes {sizes} {options}".strip()
 
 
+def vmc_priority(wildcards):
+    """Longest VMC runs first (Snakemake starts the ready job of highest priority): the run whose
+    final NQS table 1's ablation trains against (the ablation waits for it), then by the run's
+    time cap (max_minutes; none: last). The default run at 55f8994 ended with figure 3's NIR run
+    alone for 6 minutes while the other core idled."""
+    run = Run.from_wildcards(wildcards)
+    minutes = preset_settings(run.preset).get("max_minutes") or 0
+    waited_for = enabled("table1") and run == table1_fixed_nqs_run()
+    return (1000 if waited_for else 0) + minutes
+
+
 def accuracy_runs():
     """The accuracy benchmarks: ``{case: Run}`` (config block `accuracy`)."""
     runs = {}

@@ -38,6 +38,7 @@ rule vmc:
     benchmark:
         f"{RESULTS}/benchmarks/vmc/{RUN}.tsv"
     threads: config["resources"]["vmc"]["threads"]
+    priority: vmc_priority
     resources:
         mem_mb=config["resources"]["vmc"]["mem_mb"],
         runtime=config["resources"]["vmc"]["runtime"],
