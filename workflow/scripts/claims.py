@@ -220,6 +220,12 @@ def _window_mean(values):
     return float(values.mean()), float(values.std(ddof=1) / math.sqrt(len(values)))
 
 
+def jsd_window(measured):
+    """Figure 3's JSD measurements "after convergence" (rows of ``measured``, those with a JSD):
+    the steps from half the last measured step on. Used by the claim and drawn by the figure."""
+    return measured[measured["step"] >= measured["step"].max() / 2]
+
+
 def _fig3_runs_converged(steps):
     """Whether every run (seed) of one sampler's fig3 steps converged, and the worst relative
     error: the exact trace of a run's final state within FIG3_TARGET of ED; without exact
@@ -237,7 +243,7 @@ def fig3_claims(steps):
     summary = {}
     for sampler, run in steps.groupby("sampler"):
         measured = run.dropna(subset=["jsd"]).sort_values("step")
-        window = measured[measured["step"] >= measured["step"].max() / 2]
+        window = jsd_window(measured)
         if len(window) < 3 or len(window) == len(measured):
             return []
         converged, error = _fig3_runs_converged(run)

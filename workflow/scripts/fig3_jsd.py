@@ -14,6 +14,7 @@ relative error of the trace energy (training estimates).
 
 import pandas as pd
 import style
+from claims import jsd_window
 from style import plt
 
 
@@ -45,7 +46,7 @@ def plot(csv: str, png: str, pdf: str) -> None:
             bottom.plot(run[xcol], y, color=color, alpha=0.25, linewidth=0.5, linestyle=ls)
             bottom.plot(run[xcol], style.rolling(y, window), color=color, linestyle=ls)
     measured = steps.dropna(subset=["jsd"])
-    window = measured[measured["step"] >= measured["step"].max() / 2]  # as in claims.fig3_claims
+    window = jsd_window(measured)
     top.axvspan(window[xcol].min(), window[xcol].max(), color="0.92", zorder=0, label="window of the claim")
     first = steps.iloc[0]
     style.decade_log_axis(top)
