@@ -8,13 +8,15 @@ grey, ``jsd_exact``: the JSD of as many exact draws, the finite-sample floor a p
 would reach. Open markers, thin: the same over unordered tuples (``jsd_unordered``; floor
 ``jsd_unordered_exact``, dash-dotted), the distribution every VMC estimate depends on. The shaded
 second half of the run is the window the claim averages (workflow/scripts/claims.py). Bottom:
-relative error of the trace energy (training estimates).
+relative error of the trace energy (training estimates, which on this nearly degenerate spectrum
+read lower than the state is), and, stars at the last step, the exact trace of each run's final
+NQS (``exact_energy``), which the claim's convergence rule holds to the dashed target.
 """
 
 
 import pandas as pd
 import style
-from claims import jsd_window
+from claims import FIG3_TARGET, jsd_window
 from style import plt
 
 
@@ -26,7 +28,7 @@ def plot(csv: str, png: str, pdf: str) -> None:
     has_reference = "energy_error" in steps and steps["energy_error"].notna().any()
     xcol, window = style.training_axis(steps)
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(4.8, 4.6), sharex=True, height_ratios=[2, 1])
-    floor_labelled = False
+    floor_labelled = exact_labelled = False
     for _sampler, _i, run, color, ls, label in style.training_runs(steps):
         jsd = run.dropna(subset=["jsd"])
         top.plot(jsd[xcol], style.positive(jsd["jsd"]), marker="o", color=color, linestyle=ls, markersize=2.5,
@@ -45,6 +47,13 @@ def plot(csv: str, png: str, pdf: str) -> None:
             y = style.positive(run["energy_error"] / run["reference_energy"].abs())
             bottom.plot(run[xcol], y, color=color, alpha=0.25, linewidth=0.5, linestyle=ls)
             bottom.plot(run[xcol], style.rolling(y, window), color=color, linestyle=ls)
+            if "exact_energy" in run and run["exact_energy"].notna().any():
+                last = run.iloc[-1]
+                exact_error = abs(last["exact_energy"] - last["reference_energy"]) / abs(last["reference_energy"])
+                bottom.plot([last[xcol]], [exact_error], marker="*", markersize=8, color=color, linestyle="none",
+                            markeredgecolor="black", markeredgewidth=0.5,
+                            label=None if exact_labelled else "exact trace, final NQS")
+                exact_labelled = True
     measured = steps.dropna(subset=["jsd"])
     window = jsd_window(measured)
     top.axvspan(window[xcol].min(), window[xcol].max(), color="0.92", zorder=0, label="window of the claim")
@@ -59,6 +68,8 @@ def plot(csv: str, png: str, pdf: str) -> None:
     if has_reference:
         style.decade_log_axis(bottom)
         bottom.set_ylabel(r"$|E_\mathrm{tr} - E_\mathrm{ref}|/|E_\mathrm{ref}|$")
+        bottom.axhline(FIG3_TARGET, color="0.3", linestyle="--", linewidth=0.8, label="convergence target")
+        bottom.legend(loc="upper right", fontsize="x-small", ncol=2)
     else:
         bottom.text(0.5, 0.5, "no reference energy", transform=bottom.transAxes, ha="center", va="center")
     bottom.set_xlabel("NQS update step")
