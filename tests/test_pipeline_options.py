@@ -97,24 +97,40 @@ def test_every_run_option_is_accepted_by_the_pipeline():
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_the_longest_vmc_runs_are_scheduled_first():
-    """The vmc rule's priority (common.smk's vmc_priority): the run table 1's ablation waits for
-    above every other, then the runs with the longest time cap (figure 3's 15 minutes over the
-    others' 10), read from the plan of the default config."""
-    plan = subprocess.run(
-        ["snakemake", "-n", "--forceall", "--cores", "2"], check=True, cwd=ROOT, capture_output=True, text=True,
-        timeout=120,
-    ).stdout
+def test_jobs_are_scheduled_by_their_recorded_time_and_references_inherit_it():
+    """Critical path first (common.smk's run_priority): a vmc job's priority is the wall seconds
+    of its last benchmark record, else its time cap; the run table 1's ablation waits for adds the
+    ablation's; its run_config job has the same, and an ED or DMRG job the highest of the runs
+    that wait for it as their reference, a DMRG scan no run waits for 0. Planned on the default
+    config over an empty results folder holding two made-up benchmark records."""
+    with tempfile.TemporaryDirectory() as directory:
+        results = Path(directory) / "results"
+        mcmc_run = "preset~tfi/tfi/L~4x4/bc~open/g~3.0/K~3/sampler~mcmc/seed~0"
+        for record, seconds in [(f"benchmarks/vmc/{mcmc_run}.tsv", 1234.4), ("benchmarks/table1_ablation.tsv", 2000)]:
+            (results / record).parent.mkdir(parents=True, exist_ok=True)
+            (results / record).write_text(f"s\th:m:s\n{seconds}\t0:20:34\n")
+        config = Path(directory) / "config.yaml"
+        config.write_text(yaml.safe_dump({"results_dir": str(results), "figures_dir": f"{directory}/figures"}))
+        plan = subprocess.run(
+            ["snakemake", "-n", "--cores", "2", "--configfile", str(config)],
+            check=True, cwd=ROOT, capture_output=True, text=True, timeout=120,
+        ).stdout  # fmt: skip
     priorities = {}
     for job in plan.split("\n\n"):
         lines = dict(line.strip().split(": ", 1) for line in job.splitlines() if ": " in line)
-        if "/vmc/" in lines.get("output", "") and "priority" in lines:
-            priorities[lines["output"].split(",")[0]] = float(lines["priority"])
-    assert len(priorities) >= 10
-    ranked = sorted(priorities, key=priorities.get, reverse=True)
-    assert "preset~j1j2_nir-d16l2/" in ranked[0]
-    fig3 = [path for path in priorities if "preset~tfi_jsd/" in path]
-    assert len(fig3) == 2 and set(ranked[1:3]) == set(fig3)
-    assert min(priorities[path] for path in fig3) > max(
-        priority for path, priority in priorities.items() if "preset~tfi/" in path
-    )
+        if "priority" in lines:
+            output = lines["output"].split(",")[0].removeprefix(str(results) + "/")
+            priorities[output] = int(lines["priority"])
+    vmc = {path: p for path, p in priorities.items() if path.endswith("/steps.csv")}
+    assert len(vmc) >= 10
+    ranked = sorted(vmc, key=vmc.get, reverse=True)
+    assert "preset~j1j2_nir-d16l2/" in ranked[0] and vmc[ranked[0]] == 60 * 10 + 2000  # time cap + ablation record
+    assert ranked[1] == f"vmc/{mcmc_run}/steps.csv" and vmc[ranked[1]] == 1234  # its record, not its cap
+    assert {vmc[path] for path in ranked[2:]} <= {60 * 10, 60 * 15}  # the presets' time caps
+    for path, priority in vmc.items():
+        assert priorities[path.replace("steps.csv", "run.yaml")] == priority
+    assert priorities["ed/tfi/L~4x4/bc~open/g~3.0/K~3/levels.csv"] == 1234
+    assert priorities["ed/tfi/L~3x2/bc~open/g~0.01/K~3/levels.csv"] == 60 * 15
+    assert priorities["dmrg/tfi/L~6x6/bc~open/g~0.1/K~3/chi~8-16-32-64/scan.csv"] == 60 * 10
+    assert priorities["dmrg/tfi/L~6x6/bc~open/g~0.1/K~3/chi~8-16-32-64/extrapolated.csv"] == 60 * 10
+    assert priorities.get("dmrg/tfi/L~4x4/bc~open/g~3.0/K~3/chi~8-16-32-64/scan.csv", 0) == 0  # figure 4's lines only

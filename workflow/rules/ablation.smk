@@ -38,7 +38,7 @@ rule table1_ablation:
     log:
         f"{RESULTS}/logs/table1_ablation.log",
     benchmark:
-        f"{RESULTS}/benchmarks/table1_ablation.tsv"
+        ABLATION_BENCHMARK
     threads: config["resources"]["vmc"]["threads"]
     resources:
         mem_mb=config["resources"]["vmc"]["mem_mb"],

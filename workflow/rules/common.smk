@@ -74,7 +74,9 @@ wildcard_constraints:
 SYSTEM = "{model}/L~{lx}x{ly}/bc~{bc}/{coupling}/K~{K}"
 RUN = f"preset~{{preset}}/{SYSTEM}/sampler~{{sampler}}/seed~{{seed}}"
 RUN_DIR = f"{RESULTS}/vmc/{RUN}"
+RUN_BENCHMARK = f"{RESULTS}/benchmarks/vmc/{RUN}.tsv"
 DMRG_DIR = f"{RESULTS}/dmrg/tfi/L~{{lx}}x{{ly}}/bc~{{bc}}/g~{{g}}/K~{{K}}/chi~{{chis}}"
+ABLATION_BENCHMARK = f"{RESULTS}/benchmarks/table1_ablation.tsv"
 
 
 # --------------------------------------------------------------------------- config checks
@@ -153,15 +155,14 @@ class System:
         return self.lx * self.ly
 
     @property
+    def wildcards(self):
+        """The values of the path wildcards of :data:`SYSTEM`."""
+        coupling = f"{self.coupling_name}~{fmt_float(self.coupling)}"
+        return dict(model=self.model, lx=self.lx, ly=self.ly, bc=self.bc, coupling=coupling, K=self.states)
+
+    @property
     def path(self):
-        return SYSTEM.format(
-            model=self.model,
-            lx=self.lx,
-            ly=self.ly,
-            bc=self.bc,
-            coupling=f"{self.coupling_name}~{fmt_float(self.coupling)}",
-            K=self.states,
-        )
+        return SYSTEM.format(**self.wildcards)
 
     @classmethod
     def from_wildcards(cls, w):
@@ -178,9 +179,17 @@ class Run:
     sampler: str
     seed: int
 
+    def _format(self, pattern):
+        return pattern.format(preset=self.preset, sampler=self.sampler, seed=self.seed, **self.system.wildcards)
+
     @property
     def dir(self):
-        return f"{RESULTS}/vmc/preset~{self.preset}/{self.system.path}/sampler~{self.sampler}/seed~{self.seed}"
+        return self._format(RUN_DIR)
+
+    @property
+    def benchmark(self):
+        """Snakemake's benchmark record of the run's vmc job."""
+        return self._format(RUN_BENCHMARK)
 
     @classmethod
     def from_wildcards(cls, w):
@@ -362,15 +371,52 @@ def table1_ablation_flags():
     return f"--sizes {sizes} {options}".strip()
 
 
-def vmc_priority(wildcards):
-    """Longest VMC runs first (Snakemake starts the ready job of highest priority): the run whose
-    final NQS table 1's ablation trains against (the ablation waits for it), then by the run's
-    time cap (max_minutes; none: last). The default run at 55f8994 ended with figure 3's NIR run
-    alone for 6 minutes while the other core idled."""
-    run = Run.from_wildcards(wildcards)
+def recorded_seconds(benchmark, default):
+    """The wall seconds (column `s`) of a job's last Snakemake benchmark record, else ``default``."""
+    try:
+        with open(benchmark) as record:
+            return float(record.read().splitlines()[1].split("\t")[0])
+    except (OSError, IndexError, ValueError):
+        return default
+
+
+def run_priority(run):
+    """Critical path first (Snakemake starts the ready job of highest priority): a run's priority
+    is its expected wall seconds, from its benchmark record of the last pipeline run (else its
+    time cap max_minutes; neither: 0), plus, for the run whose final NQS table 1's ablation trains
+    against, the ablation's. Longest first keeps both cores busy to the end: the default run at
+    55f8994 ended with figure 3's NIR run alone for 6 minutes while the other core idled."""
     minutes = preset_settings(run.preset).get("max_minutes") or 0
-    waited_for = enabled("table1") and run == table1_fixed_nqs_run()
-    return (1000 if waited_for else 0) + minutes
+    seconds = recorded_seconds(run.benchmark, 60 * minutes)
+    if enabled("table1") and run == table1_fixed_nqs_run():
+        seconds += recorded_seconds(ABLATION_BENCHMARK, 60 * minutes)
+    return round(seconds)
+
+
+def vmc_priority(wildcards):
+    """The vmc and run_config rules' priority: :func:`run_priority` of the job's run."""
+    return run_priority(Run.from_wildcards(wildcards))
+
+
+def reference_priority(system, exact):
+    """A reference job (ED if ``exact``, else a DMRG scan or its extrapolation) inherits the
+    highest priority of the VMC runs that wait for it as their reference, so a long run's whole
+    chain starts first; a reference no run waits for (figure 4's DMRG lines on ED lattices): 0.
+    Snakemake's priorities do not pass to a job's inputs by themselves: at 3aea595 the default
+    run started figure 4's DMRG scans while the long VMC runs waited for theirs."""
+    if has_ed(system) != exact:
+        return 0
+    return max((run_priority(run) for run in all_runs() if run.system == system), default=0)
+
+
+def ed_priority(wildcards):
+    return reference_priority(System.from_wildcards(wildcards), exact=True)
+
+
+def dmrg_priority(wildcards):
+    """The dmrg and extrapolate rules' priority (their wildcards: lx, ly, bc, g, K, chis)."""
+    system = System("tfi", int(wildcards.lx), int(wildcards.ly), wildcards.bc, float(wildcards.g), int(wildcards.K))
+    return reference_priority(system, exact=False)
 
 
 def accuracy_runs():

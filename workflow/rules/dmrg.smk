@@ -14,6 +14,7 @@ rule ed:
     benchmark:
         f"{RESULTS}/benchmarks/ed/{SYSTEM}.tsv"
     threads: config["resources"]["ed"]["threads"]
+    priority: ed_priority
     resources:
         mem_mb=config["resources"]["ed"]["mem_mb"],
         runtime=config["resources"]["ed"]["runtime"],
@@ -38,6 +39,7 @@ rule dmrg:
     benchmark:
         f"{RESULTS}/benchmarks/dmrg/tfi/L~{{lx}}x{{ly}}/bc~{{bc}}/g~{{g}}/K~{{K}}/chi~{{chis}}.tsv"
     threads: config["resources"]["dmrg"]["threads"]
+    priority: dmrg_priority
     resources:
         mem_mb=config["resources"]["dmrg"]["mem_mb"],
         runtime=config["resources"]["dmrg"]["runtime"],
@@ -58,6 +60,7 @@ rule extrapolate:
     log:
         f"{RESULTS}/logs/extrapolate/tfi/L~{{lx}}x{{ly}}/bc~{{bc}}/g~{{g}}/K~{{K}}/chi~{{chis}}.log",
     threads: 1
+    priority: dmrg_priority
     resources:
         mem_mb=1000,
         runtime=10,

@@ -13,6 +13,7 @@ rule run_config:
     log:
         f"{RESULTS}/logs/run_config/{RUN}.log",
     threads: 1
+    priority: vmc_priority
     localrule: True
     conda:
         ENV
@@ -36,7 +37,7 @@ rule vmc:
     log:
         f"{RESULTS}/logs/vmc/{RUN}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/vmc/{RUN}.tsv"
+        RUN_BENCHMARK
     threads: config["resources"]["vmc"]["threads"]
     priority: vmc_priority
     resources:
