@@ -100,8 +100,9 @@ def test_every_run_option_is_accepted_by_the_pipeline():
 def test_jobs_are_scheduled_by_their_recorded_time_and_references_inherit_it():
     """Critical path first (common.smk's run_priority): a vmc job's priority is the wall seconds
     of its last benchmark record, else its time cap; the run table 1's ablation waits for adds the
-    ablation's; its run_config job has the same, and an ED or DMRG job the highest of the runs
-    that wait for it as their reference, a DMRG scan no run waits for 0. Planned on the default
+    ablation's, and the ablation its own record; a run_config job has its run's priority, and an ED
+    or DMRG job the highest of the runs that wait for it as their reference, a DMRG scan no run
+    waits for 0. Planned on the default
     config over an empty results folder holding two made-up benchmark records."""
     with tempfile.TemporaryDirectory() as directory:
         results = Path(directory) / "results"
@@ -134,3 +135,4 @@ def test_jobs_are_scheduled_by_their_recorded_time_and_references_inherit_it():
     assert priorities["dmrg/tfi/L~6x6/bc~open/g~0.1/K~3/chi~8-16-32-64/scan.csv"] == 60 * 10
     assert priorities["dmrg/tfi/L~6x6/bc~open/g~0.1/K~3/chi~8-16-32-64/extrapolated.csv"] == 60 * 10
     assert priorities.get("dmrg/tfi/L~4x4/bc~open/g~3.0/K~3/chi~8-16-32-64/scan.csv", 0) == 0  # figure 4's lines only
+    assert priorities["table1_ablation.csv"] == 2000  # its record: it starts when its run ends

@@ -40,6 +40,7 @@ rule table1_ablation:
     benchmark:
         ABLATION_BENCHMARK
     threads: config["resources"]["vmc"]["threads"]
+    priority: ablation_priority
     resources:
         mem_mb=config["resources"]["vmc"]["mem_mb"],
         runtime=config["resources"]["vmc"]["runtime"],

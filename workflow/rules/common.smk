@@ -386,11 +386,21 @@ def run_priority(run):
     time cap max_minutes; neither: 0), plus, for the run whose final NQS table 1's ablation trains
     against, the ablation's. Longest first keeps both cores busy to the end: the default run at
     55f8994 ended with figure 3's NIR run alone for 6 minutes while the other core idled."""
-    minutes = preset_settings(run.preset).get("max_minutes") or 0
-    seconds = recorded_seconds(run.benchmark, 60 * minutes)
+    seconds = recorded_seconds(run.benchmark, 60 * time_cap_minutes(run))
     if enabled("table1") and run == table1_fixed_nqs_run():
-        seconds += recorded_seconds(ABLATION_BENCHMARK, 60 * minutes)
+        seconds += ablation_priority()
     return round(seconds)
+
+
+def time_cap_minutes(run):
+    return preset_settings(run.preset).get("max_minutes") or 0
+
+
+def ablation_priority(wildcards=None):
+    """The table1_ablation rule's priority: its recorded wall seconds (else the fixed-NQS run's
+    time cap), so that it starts as soon as its run ends. At b554440 it had none and was planned
+    to run last, alone for 12 minutes."""
+    return round(recorded_seconds(ABLATION_BENCHMARK, 60 * time_cap_minutes(table1_fixed_nqs_run())))
 
 
 def vmc_priority(wildcards):
