@@ -37,6 +37,7 @@ from pathlib import Path
 import pandas as pd
 
 from nirbench.options import read_options_file
+from nirbench.threads import thread_limits
 
 RECIPES = Path(__file__).resolve().parents[1] / "config" / "recipes"
 TFI_4X4 = {"model": "tfi", "lx": 4, "ly": 4, "bc": "periodic", "g": 3.0, "states": 3}
@@ -94,10 +95,7 @@ def worktree(revision: str, root: Path) -> tuple[str, Path]:
 
 def time_case(path: Path, options: dict, skip: int, iterations: int) -> dict:
     """Run :data:`CHILD` for ``options`` with the worktree ``path`` first on the path."""
-    env = {
-        **os.environ, "PYTHONPATH": str(path / "src"),
-        "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
-    }  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(path / "src"), **thread_limits(1)}
     result = subprocess.run(
         [sys.executable, "-c", CHILD, json.dumps(options), str(skip), str(iterations)],
         env=env, cwd=path, capture_output=True, text=True, check=False,

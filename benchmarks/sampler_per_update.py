@@ -33,13 +33,14 @@ import pandas as pd
 
 from nirbench.io import write_csv_atomically
 from nirbench.options import VMCConfig
+from nirbench.threads import thread_limits
 
 SMOOTH = 20  # updates in the rolling mean of the plotted energy
 
 
 def run_missing(directory: Path) -> None:
     """``nirbench vmc`` for every ``*.yaml`` in ``directory`` whose steps CSV is missing."""
-    env = {**os.environ, "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"}
+    env = {**os.environ, **thread_limits(1)}
     for config in sorted(directory.glob("*.yaml")):
         steps, summary = config.with_suffix(".csv"), config.with_name(f"{config.stem}_summary.csv")
         if not steps.exists():

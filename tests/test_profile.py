@@ -57,3 +57,14 @@ def test_a_small_nir_case_is_profiled_and_drawn(tmp_path):
     assert math.isfinite(total["iteration (unprofiled)"]) and total["iteration (profiled)"] > 0
     plot_profile(frame, tmp_path / "profile.png")
     assert (tmp_path / "profile.png").stat().st_size > 0
+
+
+def test_thread_limits_name_every_pool_with_the_count():
+    """One place for the thread limits of a compute process (the pipeline's jobs, the benchmarks)."""
+    from nirbench.threads import thread_limits
+
+    limits = thread_limits(3)
+    assert limits["XLA_FLAGS"] == "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=3"
+    assert {limits[name] for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")} == {"3"}
+    with pytest.raises(ValueError, match="threads must be >= 1"):
+        thread_limits(0)

@@ -15,12 +15,14 @@
 
 import os
 import re
+import shlex
 import time
 from dataclasses import dataclass
 
 import yaml
 
 from nirbench.options import EXPERIMENT_KEYS, VMCConfig, flatten_sections, option_sections, read_options_file
+from nirbench.threads import thread_limits
 
 RESULTS = os.path.normpath(config["results_dir"])
 FIGURES = os.path.normpath(config["figures_dir"])
@@ -39,11 +41,8 @@ EXPERIMENTS = config["experiments"]
 def threads_env(wildcards, threads):
     """The start of a compute job's shell command (its `params.env`): XLA and the BLAS libraries
     limited to the job's threads, progress bars every 30 s in the log."""
-    return (
-        f"export XLA_FLAGS='--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads={threads}' "
-        f"OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads} "
-        "XLA_PYTHON_CLIENT_PREALLOCATE=false TQDM_MININTERVAL=30;"
-    )
+    limits = " ".join(f"{name}={shlex.quote(value)}" for name, value in thread_limits(threads).items())
+    return f"export {limits} XLA_PYTHON_CLIENT_PREALLOCATE=false TQDM_MININTERVAL=30;"
 
 
 #: a run's checkpoint folder in a shell command whose input `run` is its run.yaml: named by the
