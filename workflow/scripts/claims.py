@@ -55,6 +55,7 @@ Run standalone: ``python claims.py --input fig2=results/fig2_runs.csv [--input N
 import argparse
 import math
 import os
+import re
 import sys
 
 import numpy as np
@@ -142,22 +143,31 @@ def _frozen(runs):
     return bool("final_acceptance" in runs and (runs["final_acceptance"] < FROZEN_ACCEPTANCE).all())
 
 
+def prefer_exact(frame, exact_of, zeroed=()):
+    """``(frame, exact)``: a copy of ``frame`` in which, on the rows whose trained state has exact
+    energies (the Hilbert space was enumerated: the first exact column is set), every estimate
+    column takes its exact counterpart (``exact_of``: estimate column -> exact column, pairs
+    missing from ``frame`` skipped) and the error-bar columns ``zeroed`` become 0; ``exact`` says
+    whether every row had them. The one rule for "exact where enumerated" (runs and table 1)."""
+    pairs = {estimate: exact for estimate, exact in exact_of.items() if estimate in frame and exact in frame}
+    if not pairs:
+        return frame, False
+    frame = frame.copy()
+    has = frame[next(iter(pairs.values()))].notna()
+    for estimate, exact in pairs.items():
+        frame.loc[has, estimate] = frame.loc[has, exact]
+    for sigma in zeroed:
+        if sigma in frame:
+            frame.loc[has, sigma] = 0.0
+    return frame, bool(has.all())
+
+
 def with_exact_energies(runs):
-    """``(runs, exact)``: where a run's summary has the exact energies of its trained state
-    (``exact_energy``, ``exact_e_k``: the Hilbert space was enumerated), they replace the sampled
-    estimates, with zero error bars; ``exact`` says whether every run had them."""
-    if "exact_energy" not in runs:
-        return runs, False
-    runs = runs.copy()
-    has = runs["exact_energy"].notna()
-    runs.loc[has, "energy"], runs.loc[has, "energy_sigma"] = runs.loc[has, "exact_energy"], 0.0
-    k = 0
-    while f"e_{k}" in runs and f"exact_e_{k}" in runs:
-        runs.loc[has, f"e_{k}"] = runs.loc[has, f"exact_e_{k}"]
-        if f"e_{k}_sigma" in runs:
-            runs.loc[has, f"e_{k}_sigma"] = 0.0
-        k += 1
-    return runs, bool(has.all())
+    """:func:`prefer_exact` for runs' summaries: ``exact_energy`` and ``exact_e_k`` replace the
+    sampled trace and levels, with zero error bars."""
+    levels = [int(c[2:]) for c in runs if re.fullmatch(r"e_\d+", c) and f"exact_{c}" in runs]
+    exact_of = {"energy": "exact_energy", **{f"e_{k}": f"exact_e_{k}" for k in levels}}
+    return prefer_exact(runs, exact_of, zeroed=["energy_sigma", *(f"e_{k}_sigma" for k in levels)])
 
 
 def fig2_claims(runs):
@@ -361,11 +371,9 @@ def table1_claims(table):
     if table.empty or len(table) < 2:
         return []
     efficiencies, rho, separated, source = _efficiency_rise(table)
-    table = table.copy()
-    if "exact_relative_error" in table:  # the exact energy of the trained state where it exists
-        has = table["exact_relative_error"].notna()
-        table.loc[has, "relative_error"] = table.loc[has, "exact_relative_error"]
-        table.loc[has, "energy_per_site"] = table.loc[has, "exact_energy_per_site"]
+    table, _ = prefer_exact(  # the exact energy of the trained state where it exists
+        table, {"relative_error": "exact_relative_error", "energy_per_site": "exact_energy_per_site"}
+    )
     if table["relative_error"].isna().all():  # every run stalled: no energy to judge
         best = pd.Series({"relative_error": math.nan, "energy_per_site": math.nan})
     else:
