@@ -102,8 +102,8 @@ def test_jobs_are_scheduled_by_their_recorded_time_and_references_inherit_it():
     of its last benchmark record, else its time cap; the run table 1's ablation waits for adds the
     ablation's, and the ablation its own record; a run_config job has its run's priority, and an ED
     or DMRG job the highest of the runs that wait for it as their reference, a DMRG scan no run
-    waits for 0. Planned on the default
-    config over an empty results folder holding two made-up benchmark records."""
+    waits for 0. Planned on the default config over an empty results folder holding two made-up
+    benchmark records."""
     with tempfile.TemporaryDirectory() as directory:
         results = Path(directory) / "results"
         mcmc_run = "preset~tfi/tfi/L~4x4/bc~open/g~3.0/K~3/sampler~mcmc/seed~0"
