@@ -16,7 +16,7 @@ NQS (``exact_energy``), which the claim's convergence rule holds to the dashed t
 
 import pandas as pd
 import style
-from claims import FIG3_TARGET, jsd_window
+from claims import FIG3_TARGET, exact_trace_errors, jsd_window
 from style import plt
 
 
@@ -48,9 +48,8 @@ def plot(csv: str, png: str, pdf: str) -> None:
             bottom.plot(run[xcol], y, color=color, alpha=0.25, linewidth=0.5, linestyle=ls)
             bottom.plot(run[xcol], style.rolling(y, window), color=color, linestyle=ls)
             if "exact_energy" in run and run["exact_energy"].notna().any():
-                last = run.iloc[-1]
-                exact_error = abs(last["exact_energy"] - last["reference_energy"]) / abs(last["reference_energy"])
-                bottom.plot([last[xcol]], [exact_error], marker="*", markersize=8, color=color, linestyle="none",
+                last = run.iloc[[-1]]
+                bottom.plot(last[xcol], exact_trace_errors(last), marker="*", markersize=8, color=color, linestyle="none",
                             markeredgecolor="black", markeredgewidth=0.5,
                             label=None if exact_labelled else "exact trace, final NQS")
                 exact_labelled = True
