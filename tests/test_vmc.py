@@ -16,12 +16,13 @@ from nirbench.vmc import VMCConfig, VMCRun, run
 TINY = {"model": "tfi", "lx": 2, "ly": 2, "bc": "open", "g": 1.5, "width": 8, "depth": 1, "batch": 32, "eval_batch": 64}
 
 
-def _exact_trace_energy(nqs, hamiltonian):
-    """tr(S^-1 H_sub) from the full vectors psi_j (DESIGN.md), the exact multi-state energy."""
-    configs = all_configurations(hamiltonian.n_sites)
+@eqx.filter_jit
+def _exact_trace_energy(nqs, configs, h):
+    """tr(S^-1 H_sub) from the full vectors psi_j (DESIGN.md), the exact multi-state energy, with
+    ``configs`` all (D, N) configurations and ``h`` the dense (D, D) Hamiltonian. Compiled: run
+    op by op, its small programs took most of the test's time."""
     log_amp = jax.vmap(lambda s: nqs.log_amplitudes(s[None])[0])(configs)  # (D, K)
     psi = jnp.exp(log_amp)
-    h = jnp.asarray(hamiltonian.to_sparse().toarray())
     overlap = psi.conj().T @ psi
     h_sub = psi.conj().T @ h @ psi
     return jnp.real(jnp.trace(jnp.linalg.solve(overlap, h_sub)))
@@ -37,14 +38,15 @@ def test_trace_energy_gradient_matches_finite_differences(n_states):
     vmc = VMCRun(VMCConfig(**TINY, states=n_states, sampler="exact"))
     nqs, hamiltonian = vmc.nqs, vmc.hamiltonian
     tuples = jnp.asarray(_all_tuples(hamiltonian.n_sites, n_states))
-    log_prob = jax.vmap(nqs.log_prob)(tuples)
+    log_prob = jax.jit(jax.vmap(nqs.log_prob))(tuples)
     distinct = np.array([len({row.tobytes() for row in np.asarray(t)}) == n_states for t in tuples])
     tuples, log_prob = tuples[distinct], log_prob[distinct]  # repeated rows: Psi = 0, never drawn
     weights = jnp.exp(log_prob - jax.scipy.special.logsumexp(log_prob))
     mean_matrix, _, eps, _ = estimate(nqs, hamiltonian, tuples, weights)
+    configs, dense = all_configurations(hamiltonian.n_sites), jnp.asarray(hamiltonian.to_sparse().toarray())
     # the enumeration average of the local energy matrix is the exact energy
-    assert float(jnp.real(jnp.trace(mean_matrix))) == pytest.approx(float(_exact_trace_energy(nqs, hamiltonian)), abs=1e-10)
-    gradient = energy_gradient(nqs, tuples, weights, eps)
+    assert float(jnp.real(jnp.trace(mean_matrix))) == pytest.approx(float(_exact_trace_energy(nqs, configs, dense)), abs=1e-10)
+    gradient = eqx.filter_jit(energy_gradient)(nqs, tuples, weights, eps)
 
     params, static = eqx.partition(nqs, eqx.is_inexact_array)
     flat, unravel = jax.flatten_util.ravel_pytree(params)
@@ -52,7 +54,7 @@ def test_trace_energy_gradient_matches_finite_differences(n_states):
     direction = jax.random.normal(jax.random.PRNGKey(1), flat.shape)
 
     def energy_at(theta):
-        return _exact_trace_energy(eqx.combine(unravel(theta), static), hamiltonian)
+        return _exact_trace_energy(eqx.combine(unravel(theta), static), configs, dense)
 
     h = 1e-5
     finite_difference = (energy_at(flat + h * direction) - energy_at(flat - h * direction)) / (2 * h)
@@ -137,7 +139,8 @@ def test_max_minutes_stops_training_and_still_evaluates(tmp_path):
 def test_evaluation_retrains_only_after_a_completed_run(tmp_path):
     """Retraining the proposal in the final evaluation is training: a run that ended at its time
     limit is measured with the proposal as it stands; a completed run retrains while the gate fails."""
-    hopeless = {**TINY, "states": 2, "sampler": "nir", "alpha_eff": 0.99, "max_retries": 2, "steps": 50}
+    hopeless = {**TINY, "states": 2, "sampler": "nir", "alpha_eff": 0.99, "max_retries": 2, "steps": 50,
+                "proposal_dim": 8, "proposal_layers": 1, "proposal_heads": 2}  # fmt: skip
     timed_out = run(VMCConfig(**hopeless, max_minutes=1e-9), tmp_path / "a.csv", tmp_path / "a_s.csv", progress=False)
     assert timed_out["status"] == "time_limit"
     assert timed_out["eval_retrains"] == 0 and not timed_out["eval_gate"] and np.isfinite(timed_out["energy"])
