@@ -8,7 +8,7 @@
   by git), or ``$JAX_COMPILATION_CACHE_DIR`` when set. On a clean checkout this halved the time of
   ``tests/test_vmc.py``, ``test_robustness.py`` and ``test_evaluation.py`` (198 s -> 103 s, two
   workers, cold cache, two runs back to back; the whole suite gained 8 % in a paired run,
-docs/pipeline.md). JAX keys each entry by the program, the compile options and the jax/jaxlib
+  docs/pipeline.md). JAX keys each entry by the program, the compile options and the jax/jaxlib
   versions, so a stale entry is never used; deleting the folder is always safe.
 """
 
