@@ -27,6 +27,8 @@ import jax
 
 import nirbench  # noqa: F401
 
+# the environment above reaches the subprocesses; this process may have imported jax already
+# (a pytest plugin), so its configuration is set explicitly from the same values
 jax.config.update("jax_compilation_cache_dir", _CACHE)
 jax.config.update(
     "jax_persistent_cache_min_compile_time_secs",
