@@ -20,7 +20,13 @@ from nirbench.samplers import (
     make_sampler,
     spins_from_indices,
 )
-from nirbench.samplers.exact import chi_square_pvalue, exact_log_probs, histogram, nqs_tuple_log_probs
+from nirbench.samplers.exact import (
+    chi_square_pvalue,
+    exact_log_probs,
+    histogram,
+    nqs_tuple_log_probs,
+    tuple_log_probs,
+)
 from nirbench.updates import TemperedLogProb
 
 P_MIN = 1e-3  # chi-square p-value threshold (fixed seeds: deterministic)
@@ -82,6 +88,10 @@ def test_tuple_log_probs_from_the_amplitude_table_equal_the_row_by_row_evaluatio
     np.testing.assert_allclose(table[~repeated], direct[~repeated], rtol=1e-10, atol=1e-10)
     # a repeated row: Psi = 0, up to round-off in either evaluation
     assert np.all(table[repeated] < direct[~repeated].max() - 20)
+    # the exact sampler takes the table for the NQS's own target, and any other function row by row
+    np.testing.assert_array_equal(np.asarray(tuple_log_probs(target, nqs, n_states, 4, chunk_size=64)), table)
+    wrapped = np.asarray(tuple_log_probs(lambda n, c: target(n, c), nqs, n_states, 4))
+    np.testing.assert_array_equal(wrapped, direct)
 
 
 def test_chi_square_helper_detects_a_wrong_distribution(tfi):
