@@ -38,6 +38,7 @@ def _eliminate(m: jax.Array, n: int) -> tuple[jax.Array, jax.Array]:
     return m, parity
 
 
+@jax.jit  # one program per shape when called outside jit (unrolled, it is dozens of small ops)
 def slogdet(a: jax.Array) -> tuple[jax.Array, jax.Array]:
     """``(sign, log|det a|)`` of ``a`` ``(..., n, n)``, as ``jnp.linalg.slogdet``.
 
@@ -55,6 +56,7 @@ def slogdet(a: jax.Array) -> tuple[jax.Array, jax.Array]:
     return sign, jnp.sum(jnp.log(abs_diag), axis=-1)
 
 
+@jax.jit
 def solve(a: jax.Array, b: jax.Array) -> jax.Array:
     """``a^-1 b`` for ``a`` ``(..., n, n)`` and ``b`` ``(..., n, m)``, as ``jnp.linalg.solve``.
 
