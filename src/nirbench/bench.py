@@ -272,7 +272,8 @@ def bench_sampling(
             nqs = build_nqs(hamiltonian, "mlp", n_states=k, width=width, depth=depth, key=key_nqs)
 
             bar.set_description(f"{case}: MCMC")
-            mcmc = MetropolisSampler(batch, n_warmup=640, thinning=10, rule="flip")
+            # one chain per sample, as documented above (the sampler's own default is 16 chains)
+            mcmc = MetropolisSampler(batch, n_chains=batch, n_warmup=640, thinning=10, rule="flip")
             state = mcmc.init(key_mcmc, k, n_sites)
             times, series, samples, acceptance = [], [], [], []
             for call in range(mcmc_calls + 1):
