@@ -29,7 +29,7 @@ from nirbench.estimators import (
     standard_error,
 )
 from nirbench.samplers.base import indices_from_spins, unordered_tuple_indices
-from nirbench.samplers.exact import check_exact_size, nqs_tuple_log_probs
+from nirbench.samplers.exact import check_exact_size, tuple_log_probs
 
 
 def v_score(energy: float, variance: float, n_sites: int) -> float:
@@ -146,7 +146,7 @@ def sampler_jsd(run, sampler_state, key, n_samples: int) -> dict[str, float]:
     """
     k, n = run.config.states, run.hamiltonian.n_sites
     check_exact_size(k, n)
-    log_probs = nqs_tuple_log_probs(run.nqs, k, n, run.config.sampling_power)
+    log_probs = tuple_log_probs(run.log_prob_fn, run.nqs, k, n)  # the target the sampler draws from
     probs = np.asarray(jax.nn.softmax(log_probs), dtype=np.float64)  # (2^(K N),), tuple index order
     counts = np.zeros(len(probs))
     frozen = run.sampler.frozen()
