@@ -15,6 +15,7 @@ from nirbench.proposal import (
     backward_kl_loss,
     backward_train_step,
     forward_kl_loss,
+    forward_kl_value_and_grad,
     make_proposal_optimizer,
     random_block_permutation,
     spins_to_tokens,
@@ -179,6 +180,28 @@ def test_forward_kl_weights_are_self_normalised():
     opt_state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))
     _, _, step_loss = train_step(model, opt_state, optimizer, tokens, weights)
     np.testing.assert_allclose(step_loss, expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_chunked_gradient_equals_the_whole_batch_gradient(weighted):
+    """37 rows in chunks of 8 (the last one padded): value and every gradient leaf as at once."""
+    model = TransformerProposal(6, **SMALL, key=jax.random.PRNGKey(6))
+    tokens = jax.random.bernoulli(jax.random.PRNGKey(7), 0.4, (37, 6)).astype(jnp.int32)
+    weights = jax.random.uniform(jax.random.PRNGKey(8), (37,)) if weighted else None
+    loss, grads = eqx.filter_value_and_grad(forward_kl_loss)(model, tokens, weights)
+    chunked_loss, chunked_grads = forward_kl_value_and_grad(model, tokens, weights, chunk=8)
+    np.testing.assert_allclose(chunked_loss, loss, rtol=1e-12)
+    leaves, chunked_leaves = jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(chunked_grads)
+    assert len(leaves) == len(chunked_leaves) > 0
+    for leaf, chunked in zip(leaves, chunked_leaves):
+        np.testing.assert_allclose(chunked, leaf, rtol=0, atol=1e-12)
+
+
+def test_log_prob_batch_in_chunks_equals_one_string_at_a_time(model12):
+    """More rows than one chunk, not a multiple of it."""
+    tokens = jax.random.bernoulli(jax.random.PRNGKey(9), 0.5, (70, 12)).astype(jnp.int32)
+    expected = jnp.stack([model12.log_prob(t) for t in tokens])
+    np.testing.assert_allclose(model12.log_prob_batch(tokens), expected, rtol=0, atol=1e-12)
 
 
 def test_backward_kl_training_reduces_reverse_kl():

@@ -41,10 +41,14 @@ import optax
 from jax import lax
 
 __all__ = [
+    "KV_BLOCK",
+    "TRAIN_CHUNK",
     "TransformerProposal",
     "backward_kl_loss",
     "backward_train_step",
+    "default_block_size",
     "forward_kl_loss",
+    "forward_kl_value_and_grad",
     "make_proposal_optimizer",
     "random_block_permutation",
     "spins_to_tokens",
@@ -94,6 +98,13 @@ def random_block_permutation(key, tokens, n_states: int, n_sites: int) -> jnp.nd
     perms = jax.vmap(lambda k: jax.random.permutation(k, n_states))(jax.random.split(key, batch))
     blocks = jnp.take_along_axis(blocks, perms[:, :, None], axis=1)
     return blocks.reshape(batch, n_states * n_sites)
+
+
+KV_BLOCK = 24
+"""Cache block length (positions) of KV-cached sampling for long strings (:func:`default_block_size`)."""
+
+TRAIN_CHUNK = 32
+"""Rows per chunk of full causal passes (``log_prob_batch``, :func:`forward_kl_value_and_grad`)."""
 
 
 # --------------------------------------------------------------------------- helpers
@@ -161,30 +172,22 @@ class CausalSelfAttention(eqx.Module):
         out = jnp.einsum("hij,jhd->ihd", weights, v).reshape(length, dim)
         return _apply(self.output, out)
 
-    def step(self, x, k_blocks, v_blocks, j):
-        """One cached step for a batch; the cache is a tuple of position blocks.
+    def step(self, x, k_cache, v_cache, j):
+        """One cached step for a batch.
 
-        ``x``: ``(n, D)`` inputs at the current position. ``k_blocks``, ``v_blocks``: tuples of
-        ``(n, H, S_b, hd)`` arrays covering consecutive positions; all blocks but the last are
-        complete, the last holds the current position at slot ``j`` (its slots ``> j`` are not yet
-        filled and are masked). With a single block ``(n, H, T, hd)``, ``j`` is the position itself.
-        Returns ``(out (n, D), k_last, v_last)`` with slot ``j`` of the last block filled.
+        ``x``: ``(n, D)`` inputs at position ``j``. ``k_cache``, ``v_cache``: ``(n, H, S, hd)`` keys
+        and values of positions ``0 .. S - 1`` (``S > j``); slots ``> j`` are not yet filled and
+        are masked. Returns ``(out (n, D), k_cache, v_cache)`` with slot ``j`` filled.
         """
         n, dim = x.shape
         q, k, v = (self._heads(m, x) for m in (self.query, self.key, self.value))  # (n, H, hd)
-        k_last = lax.dynamic_update_slice(k_blocks[-1], k[:, :, None, :], (0, 0, j, 0))
-        v_last = lax.dynamic_update_slice(v_blocks[-1], v[:, :, None, :], (0, 0, j, 0))
-        k_blocks = (*k_blocks[:-1], k_last)
-        v_blocks = (*v_blocks[:-1], v_last)
-        scale = 1.0 / math.sqrt(dim // self.n_heads)
-        scores = [jnp.einsum("nhd,nhtd->nht", q, kb) * scale for kb in k_blocks]
-        filled = jnp.arange(k_last.shape[2]) <= j
-        scores[-1] = jnp.where(filled, scores[-1], -jnp.inf)
-        sizes = [kb.shape[2] for kb in k_blocks]
-        weights = jax.nn.softmax(jnp.concatenate(scores, axis=-1), axis=-1)
-        weights = jnp.split(weights, np.cumsum(sizes)[:-1].tolist(), axis=-1)
-        out = sum(jnp.einsum("nht,nhtd->nhd", w, vb) for w, vb in zip(weights, v_blocks))
-        return _apply(self.output, out.reshape(n, dim)), k_last, v_last
+        k_cache = lax.dynamic_update_slice(k_cache, k[:, :, None, :], (0, 0, j, 0))
+        v_cache = lax.dynamic_update_slice(v_cache, v[:, :, None, :], (0, 0, j, 0))
+        scores = jnp.einsum("nhd,nhtd->nht", q, k_cache) / math.sqrt(dim // self.n_heads)
+        filled = jnp.arange(k_cache.shape[2]) <= j
+        weights = jax.nn.softmax(jnp.where(filled, scores, -jnp.inf), axis=-1)
+        out = jnp.einsum("nht,nhtd->nhd", weights, v_cache)
+        return _apply(self.output, out.reshape(n, dim)), k_cache, v_cache
 
 
 class TransformerBlock(eqx.Module):
@@ -212,11 +215,11 @@ class TransformerBlock(eqx.Module):
         x = x + self.attention(_apply(self.norm1, x))
         return x + self._mlp(x)
 
-    def step(self, x, k_blocks, v_blocks, j):
-        """``x (n, D)`` at the current position -> ``(x, k_last, v_last)`` (see ``CausalSelfAttention.step``)."""
-        h, k_last, v_last = self.attention.step(_apply(self.norm1, x), k_blocks, v_blocks, j)
+    def step(self, x, k_cache, v_cache, j):
+        """``x (n, D)`` at position ``j`` -> ``(x, k_cache, v_cache)`` (see ``CausalSelfAttention.step``)."""
+        h, k_cache, v_cache = self.attention.step(_apply(self.norm1, x), k_cache, v_cache, j)
         x = x + h
-        return x + self._mlp(x), k_last, v_last
+        return x + self._mlp(x), k_cache, v_cache
 
 
 # --------------------------------------------------------------------------- the proposal
@@ -344,17 +347,16 @@ class TransformerProposal(eqx.Module):
         """Draw ``n`` strings with the key/value cache. Returns ``(tokens (n, T) int32, log_q (n,))``.
 
         One token per step inside ``lax.scan``. The cache holds, per layer, keys and values of shape
-        ``(n, H, T, hd)``, preallocated and written in place with ``lax.dynamic_update_slice``;
-        step ``i`` attends to the cached keys/values of positions ``<= i`` (unfilled slots
-        masked); no full forward pass is ever made. Optionally the cache is split along positions
-        into blocks of ``block_size`` (default: one block of ``T``): one ``lax.scan`` per block,
-        earlier complete blocks only read, so a step reads only the blocks holding positions
-        ``<= i`` (about half the cache on average). Measured on a 2-core CPU at ``T = 192``,
-        ``n = 512``: 8 blocks of 24 ran 1.2x faster but compiled 4x slower (24 s vs 5.5 s), so
-        the default stays one block. ``n`` and ``block_size`` are static; the call is jitted (``eqx.filter_jit``) and may be
-        used inside an outer ``jit``. ``log_q`` equals :meth:`log_prob_batch` of the returned tokens
-        up to round-off. Uses the same random numbers as :meth:`sample_naive` (see
-        :func:`_uniforms`), so both return the same tokens for the same key.
+        ``(n, H, S, hd)``, written in place with ``lax.dynamic_update_slice``; step ``i`` attends
+        to the cached keys/values of positions ``<= i`` (unfilled slots masked); no full forward
+        pass is ever made. The positions are split into blocks of ``block_size`` (default
+        :func:`default_block_size`), one ``lax.scan`` per block: block ``b``'s cache holds the
+        positions up to the end of block ``b`` only, so a step reads about ``i`` slots, not ``T``
+        (half the attention work over a whole draw; each block compiles its own step). ``n`` and
+        ``block_size`` are static; the call is jitted (``eqx.filter_jit``) and may be used inside
+        an outer ``jit``. ``log_q`` equals :meth:`log_prob_batch` of the returned tokens up to
+        round-off. Uses the same random numbers as :meth:`sample_naive` (see :func:`_uniforms`),
+        so both return the same tokens for the same key, whatever ``block_size``.
         """
         return _sample_kv(self, key, int(n), None if block_size is None else int(block_size))
 
@@ -368,9 +370,22 @@ class TransformerProposal(eqx.Module):
         return _sample_naive(self, key, int(n))
 
 
+def _row_chunks(x, chunk: int):
+    """``(B, ...)`` -> ``(ceil(B / chunk), chunk, ...)``, padded by repeating the last row."""
+    n_chunks = -(-x.shape[0] // chunk)
+    pad = [(0, n_chunks * chunk - x.shape[0])] + [(0, 0)] * (x.ndim - 1)
+    return jnp.pad(x, pad, mode="edge").reshape((n_chunks, chunk) + x.shape[1:])
+
+
 @eqx.filter_jit
 def _log_prob_batch(model: TransformerProposal, tokens):
-    return jax.vmap(model.log_prob)(tokens)
+    """``vmap`` of ``log_prob`` over chunks of ``TRAIN_CHUNK`` rows (``lax.map``): one chunk's
+    ``(chunk, H, T, T)`` attention matrices at a time. At ``T = 192``, ``B = 512`` (one core,
+    float32) 4.9-5.1 s at once against 1.8-2.3 s in chunks (``runs/prop192/fwd1.py``)."""
+    if tokens.shape[0] <= TRAIN_CHUNK:
+        return jax.vmap(model.log_prob)(tokens)
+    log_q = lax.map(jax.vmap(model.log_prob), _row_chunks(tokens, TRAIN_CHUNK))
+    return log_q.reshape(-1)[: tokens.shape[0]]
 
 
 def _draw(log_cond, u):
@@ -380,48 +395,61 @@ def _draw(log_cond, u):
     return token, jnp.where(token == 1, log_cond[:, 1], log_cond[:, 0])
 
 
+def default_block_size(n_tokens: int) -> int:
+    """Cache block length of :meth:`TransformerProposal.sample` when none is given.
+
+    ``KV_BLOCK`` positions when ``n_tokens > 64``, else one block of ``n_tokens`` (below that the
+    blocks saved nothing and only compiled longer). Measured on one core of a 2-core AMD EPYC, float32,
+    ``n = 512``, embed 32, 4 heads, 4 layers (``runs/prop192/prefix.py``, one process per line):
+    ``T = 192``: 1 / 4 / 8 blocks 3.35 / 2.3 / 2.1 s, compiling in 1.5 / 2.9 / 4.8 s;
+    ``T = 108``: 1 / 5 blocks 1.30 / 0.82 s; ``T = 48``: 1 / 2 blocks 0.30 / 0.30 s.
+    """
+    return KV_BLOCK if n_tokens > 64 else int(n_tokens)
+
+
 @eqx.filter_jit
 def _sample_kv(model: TransformerProposal, key, n: int, block_size: int | None = None):
     t_len, dim = model.n_tokens, model.embed_dim
     dtype = model.positions.dtype
-    block = t_len if block_size is None else int(block_size)
+    block = default_block_size(t_len) if block_size is None else int(block_size)
     if block < 1:
         raise ValueError(f"block_size must be >= 1, got {block_size}")
     u = _uniforms(key, n, t_len, dtype)
     x_in = jnp.broadcast_to(model.start, (n, dim))
     log_q = jnp.zeros(n, dtype=dtype)
-    # finished cache blocks, per layer: tuples of (n, H, S_b, hd) arrays (read-only from then on)
-    done_k = [() for _ in model.blocks]
-    done_v = [() for _ in model.blocks]
+    # per layer: keys and values of the positions so far, (n, H, S, hd), S = end of the current block
+    k_cache = tuple(jnp.zeros((n, model.n_heads, 0, model.head_dim), dtype=dtype) for _ in model.blocks)
+    v_cache = k_cache
+
+    def step(carry, inputs):
+        x_in, k_cache, v_cache, log_q = carry
+        j, u_i, pos_i = inputs
+        x = x_in + pos_i
+        new_k, new_v = [], []
+        for block_module, k_l, v_l in zip(model.blocks, k_cache, v_cache):
+            x, k_l, v_l = block_module.step(x, k_l, v_l, j)
+            new_k.append(k_l)
+            new_v.append(v_l)
+        token, log_p = _draw(model._readout(x), u_i)
+        return (model._embed(token), tuple(new_k), tuple(new_v), log_q + log_p), token
+
     chunks = []
     for start in range(0, t_len, block):
         stop = min(start + block, t_len)
-        shape = (n, model.n_heads, stop - start, model.head_dim)
-        # the block being filled: one key and one value buffer per layer, updated in place
-        cur_k = tuple(jnp.zeros(shape, dtype=dtype) for _ in model.blocks)
-        cur_v = tuple(jnp.zeros(shape, dtype=dtype) for _ in model.blocks)
-
-        def step(carry, inputs, done_k=tuple(done_k), done_v=tuple(done_v)):
-            x_in, cur_k, cur_v, log_q = carry
-            j, u_i, pos_i = inputs
-            x = x_in + pos_i
-            new_k, new_v = [], []
-            for layer, block_module in enumerate(model.blocks):
-                x, k_l, v_l = block_module.step(
-                    x, (*done_k[layer], cur_k[layer]), (*done_v[layer], cur_v[layer]), j
-                )
-                new_k.append(k_l)
-                new_v.append(v_l)
-            token, log_p = _draw(model._readout(x), u_i)
-            return (model._embed(token), tuple(new_k), tuple(new_v), log_q + log_p), token
-
-        inputs = (jnp.arange(stop - start), u[start:stop], model.positions[start:stop])
-        (x_in, cur_k, cur_v, log_q), tokens = lax.scan(step, (x_in, cur_k, cur_v, log_q), inputs)
-        done_k = [(*d, c) for d, c in zip(done_k, cur_k)]
-        done_v = [(*d, c) for d, c in zip(done_v, cur_v)]
+        # the cache grows by one block of empty slots; this block's steps attend to positions < stop
+        grow = functools.partial(_append_empty_slots, size=stop - start)
+        k_cache, v_cache = tuple(map(grow, k_cache)), tuple(map(grow, v_cache))
+        inputs = (jnp.arange(start, stop), u[start:stop], model.positions[start:stop])
+        (x_in, k_cache, v_cache, log_q), tokens = lax.scan(step, (x_in, k_cache, v_cache, log_q), inputs)
         chunks.append(tokens)
     tokens = jnp.concatenate(chunks, axis=0)  # (T, n)
     return tokens.T.astype(jnp.int32), log_q
+
+
+def _append_empty_slots(cache, size: int):
+    """``(n, H, S, hd)`` -> ``(n, H, S + size, hd)`` with zeros in the new slots."""
+    n, heads, _, head_dim = cache.shape
+    return jnp.concatenate([cache, jnp.zeros((n, heads, size, head_dim), cache.dtype)], axis=2)
 
 
 @eqx.filter_jit
@@ -488,14 +516,50 @@ def _apply_grads(proposal, opt_state, optimizer, grads):
     return eqx.apply_updates(proposal, updates), opt_state
 
 
+def forward_kl_value_and_grad(proposal: TransformerProposal, tokens, weights=None, chunk: int = TRAIN_CHUNK):
+    """Value and gradient of :func:`forward_kl_loss`, accumulated over chunks of ``chunk`` rows.
+
+    ``tokens`` ``(B, T)``, ``weights`` optional ``(B,)``. The loss is a weighted sum over rows,
+    ``-sum_b c_b log q_b`` with ``c_b = w_b / sum w`` (or ``1 / B``), so its gradient is the sum of
+    the chunks' gradients; a ``lax.scan`` over the chunks (rows padded with weight zero) keeps the
+    ``(chunk, H, T, T)`` attention matrices of one chunk alive at a time instead of ``B`` of them.
+    Measured at ``T = 192``, ``B = 512``, weighted (one core, float32, one process): 7.4-7.9 s for
+    the whole batch at once against 4.5-4.7 s in chunks of 32 (``runs/prop192/train2.py``). Returns ``(loss, grads)`` like
+    ``eqx.filter_value_and_grad(forward_kl_loss)``; equal to it up to round-off.
+    """
+    tokens = jnp.asarray(tokens)
+    batch = tokens.shape[0]
+    dtype = proposal.positions.dtype
+    if weights is None:
+        coef = jnp.full((batch,), 1.0 / batch, dtype=dtype)
+    else:
+        weights = jnp.asarray(weights, dtype=dtype)
+        coef = weights / jnp.sum(weights)
+    # padding rows repeat the last row (a finite log q) and carry weight zero
+    tokens = _row_chunks(tokens, chunk)
+    coef = jnp.pad(coef, (0, tokens.shape[0] * chunk - batch)).reshape(tokens.shape[:2])
+    params, static = eqx.partition(proposal, eqx.is_inexact_array)
+
+    def chunk_loss(params, tokens_c, coef_c):
+        return -jnp.sum(coef_c * eqx.combine(params, static).log_prob_batch(tokens_c))
+
+    def add_chunk(total, chunk_inputs):
+        loss, grads = jax.value_and_grad(chunk_loss)(params, *chunk_inputs)
+        return jax.tree_util.tree_map(jnp.add, total, (loss, grads)), None
+
+    zeros = (jnp.zeros((), dtype=dtype), jax.tree_util.tree_map(jnp.zeros_like, params))
+    (loss, grads), _ = lax.scan(add_chunk, zeros, (tokens, coef))
+    return loss, grads
+
+
 @eqx.filter_jit
 def train_step(proposal: TransformerProposal, opt_state, optimizer, tokens, weights=None):
     """One optimiser step on :func:`forward_kl_loss`. Returns ``(proposal, opt_state, loss)``.
 
     ``tokens`` ``(B, T)`` from the target; ``weights`` optional ``(B,)``. Gradients w.r.t. the
-    inexact-array leaves of ``proposal`` (``eqx.filter_value_and_grad``).
+    inexact-array leaves of ``proposal``, accumulated in chunks (:func:`forward_kl_value_and_grad`).
     """
-    loss, grads = eqx.filter_value_and_grad(forward_kl_loss)(proposal, tokens, weights)
+    loss, grads = forward_kl_value_and_grad(proposal, tokens, weights)
     proposal, opt_state = _apply_grads(proposal, opt_state, optimizer, grads)
     return proposal, opt_state, loss
 
