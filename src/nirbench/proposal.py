@@ -381,7 +381,8 @@ def _row_chunks(x, chunk: int):
 def _log_prob_batch(model: TransformerProposal, tokens):
     """``vmap`` of ``log_prob`` over chunks of ``TRAIN_CHUNK`` rows (``lax.map``): one chunk's
     ``(chunk, H, T, T)`` attention matrices at a time. At ``T = 192``, ``B = 512`` (one core,
-    float32) 4.9-5.1 s at once against 1.8-2.3 s in chunks (``runs/prop192/fwd1.py``)."""
+    float32) 4.9 s at once against 2.7 s in chunks; at ``T = 18`` 0.055 s against 0.063 s
+    (``benchmarks/proposal_speed.py``)."""
     if tokens.shape[0] <= TRAIN_CHUNK:
         return jax.vmap(model.log_prob)(tokens)
     log_q = lax.map(jax.vmap(model.log_prob), _row_chunks(tokens, TRAIN_CHUNK))
@@ -399,10 +400,11 @@ def default_block_size(n_tokens: int) -> int:
     """Cache block length of :meth:`TransformerProposal.sample` when none is given.
 
     ``KV_BLOCK`` positions when ``n_tokens > 64``, else one block of ``n_tokens`` (below that the
-    blocks saved nothing and only compiled longer). Measured on one core of a 2-core AMD EPYC, float32,
-    ``n = 512``, embed 32, 4 heads, 4 layers (``runs/prop192/prefix.py``, one process per line):
-    ``T = 192``: 1 / 4 / 8 blocks 3.35 / 2.3 / 2.1 s, compiling in 1.5 / 2.9 / 4.8 s;
-    ``T = 108``: 1 / 5 blocks 1.30 / 0.82 s; ``T = 48``: 1 / 2 blocks 0.30 / 0.30 s.
+    blocks saved nothing and only compiled longer). Measured on one core of a 2-core AMD EPYC,
+    float32, ``n = 512``, embed 32, 4 heads, 4 layers, one block of ``T`` against blocks of 24 in
+    one process (``benchmarks/proposal_speed.py``): ``T = 192`` 3.4 s -> 2.2 s (compiling in 8.5 s
+    instead of 5.6 s), ``T = 108`` 1.25 s -> 0.96 s; at ``T = 48`` two blocks gained nothing
+    (0.30 s either way, a throwaway script of the same layers).
     """
     return KV_BLOCK if n_tokens > 64 else int(n_tokens)
 
@@ -523,8 +525,9 @@ def forward_kl_value_and_grad(proposal: TransformerProposal, tokens, weights=Non
     ``-sum_b c_b log q_b`` with ``c_b = w_b / sum w`` (or ``1 / B``), so its gradient is the sum of
     the chunks' gradients; a ``lax.scan`` over the chunks (rows padded with weight zero) keeps the
     ``(chunk, H, T, T)`` attention matrices of one chunk alive at a time instead of ``B`` of them.
-    Measured at ``T = 192``, ``B = 512``, weighted (one core, float32, one process): 7.4-7.9 s for
-    the whole batch at once against 4.5-4.7 s in chunks of 32 (``runs/prop192/train2.py``). Returns ``(loss, grads)`` like
+    Measured with ``B = 512`` weighted rows (one core, float32, ``benchmarks/proposal_speed.py``):
+    at ``T = 18 / 48 / 108 / 192`` 0.35 / 0.90 / 2.95 / 6.6 s for the whole batch at once against
+    0.22 / 0.67 / 2.15 / 4.6 s in chunks of 32. Returns ``(loss, grads)`` like
     ``eqx.filter_value_and_grad(forward_kl_loss)``; equal to it up to round-off.
     """
     tokens = jnp.asarray(tokens)
