@@ -22,7 +22,9 @@ Cases (flat options, valid at every revision since 248719e unless noted):
 * ``j1j2_4x4``: ``config/recipes/j1j2_nir.yaml`` on the 4x4 periodic lattice, J2 = 0.5
   (the symmetric ResCNN, 16 network calls per configuration);
 * ``tfi4x4_k3_recipe``: ``config/recipes/tfi_multistate_nir.yaml`` (weighted proposal training,
-  smoothed gate, trust region) on the same system as the first case; not known at 248719e.
+  smoothed gate, trust region) on the same system as the first case; not known at 248719e;
+* ``tfi6x6_k3_recipe``: the same recipe on 6x6 open TFI, g = 1, K = 3 (108 tokens, figure 2's
+  large lattice).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from nirbench.threads import thread_limits
 
 RECIPES = Path(__file__).resolve().parents[1] / "config" / "recipes"
 TFI_4X4 = {"model": "tfi", "lx": 4, "ly": 4, "bc": "periodic", "g": 3.0, "states": 3}
+TFI_6X6 = {"model": "tfi", "lx": 6, "ly": 6, "bc": "open", "g": 1.0, "states": 3}
 J1J2_4X4 = {"model": "j1j2", "lx": 4, "ly": 4, "bc": "periodic", "j2": 0.5, "states": 1}
 CASES = {
     "tfi4x4_k3_248719e": {
@@ -52,6 +55,7 @@ CASES = {
     # the recipes as they are now, flattened (older revisions read flat options only)
     "j1j2_4x4": {**read_options_file(RECIPES / "j1j2_nir.yaml"), **J1J2_4X4},
     "tfi4x4_k3_recipe": {**read_options_file(RECIPES / "tfi_multistate_nir.yaml"), **TFI_4X4},
+    "tfi6x6_k3_recipe": {**read_options_file(RECIPES / "tfi_multistate_nir.yaml"), **TFI_6X6},
 }  # fmt: skip
 
 #: what a child process runs: build the case at the revision on sys.path, time its iterations
