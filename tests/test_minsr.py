@@ -468,3 +468,21 @@ def test_layerwise_minsr_rejects_unsupported_networks():
         minsr.layerwise_natural_gradient_tree(nqs, configs, eps, diag_shift=0.0)
     with pytest.raises(ValueError, match="weights"):
         minsr.layerwise_natural_gradient_tree(nqs, configs, eps, np.ones(4))
+    with pytest.raises(ValueError, match="gram"):
+        minsr.layerwise_natural_gradient_tree(nqs, configs, eps, gram=jnp.eye(3))
+
+
+def test_layerwise_minsr_with_a_given_gram_equals_its_own():
+    """The Gram passed in (as nqs_updates does, from a separate compiled program) gives the same direction."""
+    nqs = _random_mlp_nqs(6, 3, 3, 1, seed=2)
+    configs = _distinct_tuples(12, 3, 6, seed=3)
+    eps = jnp.asarray(np.random.default_rng(4).normal(size=12) + 0j)
+    gram = minsr.layerwise_gram(nqs, configs)
+    assert gram.shape == (24, 24)
+    np.testing.assert_allclose(gram, gram.T, rtol=0, atol=1e-12)
+    own = minsr.layerwise_natural_gradient_tree(nqs, configs, eps, diag_shift=1e-3)
+    given = minsr.layerwise_natural_gradient_tree(nqs, configs, eps, diag_shift=1e-3, gram=gram)
+    np.testing.assert_array_equal(ravel_pytree(given)[0], ravel_pytree(own)[0])
+    # and a different Gram changes it: the argument is used
+    other = minsr.layerwise_natural_gradient_tree(nqs, configs, eps, diag_shift=1e-3, gram=2.0 * gram)
+    assert float(jnp.abs(ravel_pytree(other)[0] - ravel_pytree(own)[0]).max()) > 1e-6

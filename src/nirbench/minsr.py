@@ -354,7 +354,12 @@ def supports_layerwise_minsr(nqs) -> bool:
 
 
 def layerwise_natural_gradient_tree(
-    nqs, configs: jnp.ndarray, eps: jnp.ndarray, weights: jnp.ndarray | None = None, diag_shift: float = 1e-4
+    nqs,
+    configs: jnp.ndarray,
+    eps: jnp.ndarray,
+    weights: jnp.ndarray | None = None,
+    diag_shift: float = 1e-4,
+    gram: jnp.ndarray | None = None,
 ):
     """The minSR direction of :func:`natural_gradient_tree` without materialising the Jacobian ``O``.
 
@@ -369,6 +374,7 @@ def layerwise_natural_gradient_tree(
         eps: ``(Ns,)`` complex local energies (trace of the local energy matrix).
         weights: ``(Ns,)`` importance weights or ``None`` (uniform); renormalised to sum to 1.
         diag_shift: ``lambda > 0``.
+        gram: ``layerwise_gram(nqs, configs)`` if already computed, else ``None`` (computed here).
 
     Returns:
         The direction as a pytree shaped like ``eqx.filter(nqs, eqx.is_inexact_array)``.
@@ -384,6 +390,13 @@ def layerwise_natural_gradient_tree(
     explicit per-sample gradient. Centring and the ``sqrt(w)`` scaling act on the rows of ``J`` as
     a linear map ``R`` (``X = R J``), hence ``X X^T = R G R^T``; after the solve ``(R G R^T + lambda I) y = f`` the direction
     ``X^T y = J^T R^T y`` is a single VJP of ``theta -> R [Re log Psi; Im log Psi]`` at ``y``.
+
+    The Gram matrix is its own compiled program (:func:`layerwise_gram`), the rest another: compiled
+    as one program, XLA chose layouts for the Gram that its centring reads slowly (108 copies and 108
+    transposes of ``(2, Ns, 2, Ns)`` arrays instead of 36 copies), and the direction took 1.75 s
+    instead of 1.0 s + 0.13 s (4x4, K = 3, MLP 64 x 3, batch 512, float64, one core; docs/benchmarks.md).
+    Called inside an outer ``jit``, both parts are inlined into that program again; pass ``gram``
+    from outside it to keep them apart (as ``nirbench.updates.nqs_updates`` does).
     """
     _check_diag_shift(diag_shift)
     if not supports_layerwise_minsr(nqs):
@@ -398,12 +411,17 @@ def layerwise_natural_gradient_tree(
         )
     real_dtype = jnp.finfo(jnp.result_type(eps.dtype, *jax.tree_util.tree_leaves(params))).dtype
     w = _weights_or_uniform(weights, configs.shape[0], real_dtype)
-    return _layerwise_natural_gradient(nqs, configs, eps, w, diag_shift)
+    if gram is None:
+        gram = layerwise_gram(nqs, configs)
+    elif gram.shape != (2 * configs.shape[0],) * 2:
+        raise ValueError(f"gram must have shape (2 Ns, 2 Ns) = {(2 * configs.shape[0],) * 2}, got {gram.shape}")
+    return _layerwise_natural_gradient(nqs, configs, eps, w, diag_shift, gram)
 
 
 @eqx.filter_jit
-def _layerwise_natural_gradient(nqs, configs: jnp.ndarray, eps: jnp.ndarray, w: jnp.ndarray, diag_shift):
-    """Jitted kernel of :func:`layerwise_natural_gradient_tree` (``w`` given, renormalised here)."""
+def _layerwise_natural_gradient(nqs, configs: jnp.ndarray, eps: jnp.ndarray, w: jnp.ndarray, diag_shift, gram):
+    """Jitted kernel of :func:`layerwise_natural_gradient_tree` (``w`` given, renormalised here;
+    ``gram`` from :func:`layerwise_gram`)."""
     w = w / jnp.sum(w)
     n_rows = 2 * configs.shape[0]
     params, static = eqx.partition(nqs, eqx.is_inexact_array)
@@ -416,7 +434,6 @@ def _layerwise_natural_gradient(nqs, configs: jnp.ndarray, eps: jnp.ndarray, w: 
         halves = matrix.reshape(2, n_rows // 2, -1)
         return jax.vmap(_centre_and_scale, in_axes=(0, None))(halves, w).reshape(matrix.shape)
 
-    gram = _layerwise_gram(nqs, configs)
     T = centre_rows(centre_rows(gram).T) + diag_shift * jnp.eye(n_rows, dtype=gram.dtype)
     f = _stack_re_im(_centre_and_scale(eps, w), w.dtype)
     y, _ = _psd_solve(T, f, n_rows * jnp.finfo(T.dtype).eps)
@@ -436,6 +453,14 @@ def _linear_parameters(network) -> list:
     return [linear.weight for linear in layers] + [
         linear.bias for linear in layers if linear.bias is not None
     ]
+
+
+def layerwise_gram(nqs, configs: jnp.ndarray) -> jnp.ndarray:
+    """``G = J J^T`` of :func:`layerwise_natural_gradient_tree`, ``(2 Ns, 2 Ns)``, one compiled program.
+
+    ``configs`` ``(Ns, K, N)``; ``nqs`` accepted by :func:`supports_layerwise_minsr`.
+    """
+    return _compiled_layerwise_gram(nqs, jnp.asarray(configs))
 
 
 def _layerwise_gram(nqs, configs: jnp.ndarray) -> jnp.ndarray:
@@ -500,6 +525,9 @@ def _layerwise_gram(nqs, configs: jnp.ndarray) -> jnp.ndarray:
         jnp.einsum("jbk,jbkp->bjp", c, split(d_others)).reshape(n_samples, -1), real_dtype
     )
     return gram.reshape(2 * n_samples, 2 * n_samples) + others_rows @ others_rows.T
+
+
+_compiled_layerwise_gram = eqx.filter_jit(_layerwise_gram)
 
 
 class _AmplitudeTable(eqx.Module):

@@ -19,6 +19,7 @@ from nirbench.estimators import (
 )
 from nirbench.minsr import (
     jacobian_of_log_psi,
+    layerwise_gram,
     layerwise_natural_gradient_tree,
     natural_gradient_tree,
     supports_layerwise_minsr,
@@ -91,7 +92,6 @@ def energy_gradient(nqs, configs, weights, eps):
     return surrogate(nqs)
 
 
-@eqx.filter_jit
 def nqs_updates(nqs, opt_state, optimizer, configs, weights, eps, diag_shift, use_minsr):
     """One NQS step from a weighted batch; returns ``(updates, opt_state, finite)`` (``updates`` a
     pytree like the NQS, to be applied with ``eqx.apply_updates``, possibly scaled).
@@ -100,11 +100,21 @@ def nqs_updates(nqs, opt_state, optimizer, configs, weights, eps, diag_shift, us
     gradient ``2 Re <conj(O_c) eps_c>`` (paper eq. 6), via a surrogate whose real-parameter
     gradient it is. When minSR's ``(2 Ns, 2 Ns)`` form is the cheap one (``2 Ns <= P``) and the
     networks allow it (plain MLPs), the direction comes from the Jacobian-free
-    :func:`~nirbench.minsr.layerwise_natural_gradient_tree`; otherwise from the per-sample Jacobian.
+    :func:`~nirbench.minsr.layerwise_natural_gradient_tree`, whose Gram matrix is computed first
+    as a compiled program of its own (why: that function's docstring); otherwise from the
+    per-sample Jacobian. Not jittable as a whole for that reason; each part is compiled.
     """
+    layerwise = use_minsr and supports_layerwise_minsr(nqs) and 2 * configs.shape[0] <= count_parameters(nqs)
+    gram = layerwise_gram(nqs, configs) if layerwise else None
+    return _nqs_updates(nqs, opt_state, optimizer, configs, weights, eps, diag_shift, use_minsr, gram)
+
+
+@eqx.filter_jit
+def _nqs_updates(nqs, opt_state, optimizer, configs, weights, eps, diag_shift, use_minsr, gram):
+    """Compiled part of :func:`nqs_updates` (``gram`` given exactly when the layer-wise minSR applies)."""
     params = eqx.filter(nqs, eqx.is_inexact_array)
-    if use_minsr and supports_layerwise_minsr(nqs) and 2 * configs.shape[0] <= count_parameters(nqs):
-        direction = layerwise_natural_gradient_tree(nqs, configs, eps, weights, diag_shift)
+    if gram is not None:
+        direction = layerwise_natural_gradient_tree(nqs, configs, eps, weights, diag_shift, gram=gram)
     elif use_minsr:
         jacobian = jacobian_of_log_psi(_single_log_psi, nqs, configs)
         direction = natural_gradient_tree(nqs, jacobian, eps, weights, diag_shift)
