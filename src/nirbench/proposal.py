@@ -379,14 +379,11 @@ def _row_chunks(x, chunk: int):
 
 @eqx.filter_jit
 def _log_prob_batch(model: TransformerProposal, tokens):
-    """``vmap`` of ``log_prob`` over chunks of ``TRAIN_CHUNK`` rows (``lax.map``): one chunk's
-    ``(chunk, H, T, T)`` attention matrices at a time. At ``T = 192``, ``B = 512`` (one core,
+    """``log_prob`` vmapped over chunks of ``TRAIN_CHUNK`` rows (``lax.map`` with ``batch_size``): one
+    chunk's ``(chunk, H, T, T)`` attention matrices at a time. At ``T = 192``, ``B = 512`` (one core,
     float32) 4.9 s at once against 2.7 s in chunks; at ``T = 18`` 0.055 s against 0.063 s
     (``benchmarks/proposal_speed.py``)."""
-    if tokens.shape[0] <= TRAIN_CHUNK:
-        return jax.vmap(model.log_prob)(tokens)
-    log_q = lax.map(jax.vmap(model.log_prob), _row_chunks(tokens, TRAIN_CHUNK))
-    return log_q.reshape(-1)[: tokens.shape[0]]
+    return lax.map(model.log_prob, tokens, batch_size=TRAIN_CHUNK)
 
 
 def _draw(log_cond, u):
