@@ -480,10 +480,16 @@ def forward_kl_loss(proposal: TransformerProposal, tokens, weights=None):
     ``-sum_b w_b log q_b / sum_b w_b`` (e.g. importance weights of proposal samples). Scalar.
     """
     log_q = proposal.log_prob_batch(tokens)
+    return -jnp.sum(_row_coefficients(weights, log_q.shape[0], log_q.dtype) * log_q)
+
+
+def _row_coefficients(weights, batch: int, dtype) -> jnp.ndarray:
+    """The rows' coefficients ``c_b`` of the forward-KL loss ``-sum_b c_b log q_b``, shape ``(B,)``:
+    ``1 / B``, or the self-normalised weights ``w_b / sum w``."""
     if weights is None:
-        return -jnp.mean(log_q)
-    weights = jnp.asarray(weights, dtype=log_q.dtype)
-    return -jnp.sum(weights * log_q) / jnp.sum(weights)
+        return jnp.full((batch,), 1.0 / batch, dtype=dtype)
+    weights = jnp.asarray(weights, dtype=dtype)
+    return weights / jnp.sum(weights)
 
 
 def backward_kl_loss(proposal: TransformerProposal, tokens, log_p):
@@ -529,12 +535,7 @@ def forward_kl_value_and_grad(proposal: TransformerProposal, tokens, weights=Non
     """
     tokens = jnp.asarray(tokens)
     batch = tokens.shape[0]
-    dtype = proposal.positions.dtype
-    if weights is None:
-        coef = jnp.full((batch,), 1.0 / batch, dtype=dtype)
-    else:
-        weights = jnp.asarray(weights, dtype=dtype)
-        coef = weights / jnp.sum(weights)
+    coef = _row_coefficients(weights, batch, proposal.positions.dtype)
     # padding rows repeat the last row (a finite log q) and carry weight zero
     tokens = _row_chunks(tokens, chunk)
     coef = jnp.pad(coef, (0, tokens.shape[0] * chunk - batch)).reshape(tokens.shape[:2])
@@ -547,7 +548,7 @@ def forward_kl_value_and_grad(proposal: TransformerProposal, tokens, weights=Non
         loss, grads = jax.value_and_grad(chunk_loss)(params, *chunk_inputs)
         return jax.tree_util.tree_map(jnp.add, total, (loss, grads)), None
 
-    zeros = (jnp.zeros((), dtype=dtype), jax.tree_util.tree_map(jnp.zeros_like, params))
+    zeros = (jnp.zeros((), dtype=coef.dtype), jax.tree_util.tree_map(jnp.zeros_like, params))
     (loss, grads), _ = lax.scan(add_chunk, zeros, (tokens, coef))
     return loss, grads
 
