@@ -11,11 +11,11 @@ the issue-16 reference NQS (4x4 TFI, K = 3, MLP 64 x 3, ``benchmarks/revision_sp
 """
 
 import argparse
-import time
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+from proposal_speed import timed
 from revision_speed import CASES
 
 from nirbench import minsr
@@ -39,15 +39,7 @@ def main(argv=None) -> None:
     one_program = eqx.filter_jit(two_programs)  # everything inlined into one program
     results = {}
     for name, fn in (("one program", one_program), ("two programs", two_programs)) * 2:
-        start = time.perf_counter()
-        results[name] = jax.block_until_ready(fn(nqs, configs, eps))
-        first = time.perf_counter() - start
-        times = []
-        for _ in range(args.repeats):
-            start = time.perf_counter()
-            jax.block_until_ready(fn(nqs, configs, eps))
-            times.append(time.perf_counter() - start)
-        print(f"{name:<13} first call {first:6.2f} s, then {' '.join(f'{t:.3f}' for t in times)} s", flush=True)
+        results[name] = timed(name, fn, (nqs, configs, eps), args.repeats)
     diff = max(
         float(jnp.max(jnp.abs(a - b)))
         for a, b in zip(jax.tree_util.tree_leaves(results["one program"]), jax.tree_util.tree_leaves(results["two programs"]))
