@@ -4,7 +4,9 @@ Records: the resolved config and the config files it came from; the git commit (
 working tree had uncommitted changes); Python, platform and package versions
 (importlib.metadata); the wall time of this Snakemake invocation (from the start stamp written
 by `onstart`); the compute time of every job (from the benchmark files: seconds and peak memory,
-summed per rule); and the size and SHA-256 of every final output.
+summed per rule); which of those jobs ran in this invocation (a benchmark file written after the
+start stamp), so that a partial rerun (one figure regenerated) is not read as a whole run; and the
+size and SHA-256 of every final output.
 """
 
 
@@ -83,6 +85,24 @@ def job_times(benchmark_dir: str) -> dict:
     return {"total_seconds": round(total, 1), "per_rule": per_rule}
 
 
+def jobs_this_invocation(benchmark_dir: str, start_file: str) -> dict:
+    """The jobs of this Snakemake invocation: per rule, how many benchmark files were written after
+    the start stamp; ``complete`` when every job with a benchmark file ran in this invocation (a
+    from-scratch run), false for a partial rerun; ``None`` without a start stamp."""
+    try:
+        with open(start_file) as handle:
+            start = float(handle.read().strip())
+    except (OSError, ValueError):
+        return {"per_rule": None, "complete": None}
+    per_rule, total = {}, 0
+    for path in glob.glob(os.path.join(benchmark_dir, "**", "*.tsv"), recursive=True):
+        total += 1
+        if os.path.getmtime(path) >= start:
+            rule = os.path.relpath(path, benchmark_dir).split(os.sep)[0]
+            per_rule[rule] = per_rule.get(rule, 0) + 1
+    return {"per_rule": dict(sorted(per_rule.items())), "complete": sum(per_rule.values()) == total}
+
+
 def _float(text) -> float:
     try:
         return float(text)
@@ -110,6 +130,7 @@ def provenance(outputs, out: str, config: dict, configfiles, start_file: str, be
         "configfiles": list(configfiles),
         "config": config,
         "jobs": job_times(benchmark_dir),
+        "jobs_this_invocation": jobs_this_invocation(benchmark_dir, start_file),
         "outputs": [file_record(path) for path in outputs],
     }
     write_text_atomically(json.dumps(record, indent=2, default=str) + "\n", out)
