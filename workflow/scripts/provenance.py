@@ -52,12 +52,25 @@ def git_state() -> dict:
         return {"commit": None, "dirty": None}
 
 
-def wall_time(start_file: str) -> dict:
-    now = time.time()
+def _start_stamp(start_file: str) -> float | None:
+    """The time stamp `onstart` wrote, or ``None`` when it is missing or unreadable."""
     try:
         with open(start_file) as handle:
-            start = float(handle.read().strip())
+            return float(handle.read().strip())
     except (OSError, ValueError):
+        return None
+
+
+def _benchmark_files(benchmark_dir: str) -> list[tuple[str, str]]:
+    """``(rule, path)`` of every Snakemake benchmark file, sorted by path (the rule is the first folder)."""
+    paths = sorted(glob.glob(os.path.join(benchmark_dir, "**", "*.tsv"), recursive=True))
+    return [(os.path.relpath(path, benchmark_dir).split(os.sep)[0], path) for path in paths]
+
+
+def wall_time(start_file: str) -> dict:
+    now = time.time()
+    start = _start_stamp(start_file)
+    if start is None:
         return {"started": None, "finished": _iso(now), "wall_seconds": None}
     return {"started": _iso(start), "finished": _iso(now), "wall_seconds": round(now - start, 1)}
 
@@ -69,8 +82,7 @@ def _iso(stamp: float) -> str:
 def job_times(benchmark_dir: str) -> dict:
     """Sum the Snakemake benchmark files per rule: jobs, seconds, peak resident memory."""
     per_rule = {}
-    for path in sorted(glob.glob(os.path.join(benchmark_dir, "**", "*.tsv"), recursive=True)):
-        rule = os.path.relpath(path, benchmark_dir).split(os.sep)[0]
+    for rule, path in _benchmark_files(benchmark_dir):
         with open(path) as handle:
             rows = [line.rstrip("\n").split("\t") for line in handle if line.strip()]
         if len(rows) < 2:
@@ -89,18 +101,15 @@ def jobs_this_invocation(benchmark_dir: str, start_file: str) -> dict:
     """The jobs of this Snakemake invocation: per rule, how many benchmark files were written after
     the start stamp; ``complete`` when every job with a benchmark file ran in this invocation (a
     from-scratch run), false for a partial rerun; ``None`` without a start stamp."""
-    try:
-        with open(start_file) as handle:
-            start = float(handle.read().strip())
-    except (OSError, ValueError):
+    start = _start_stamp(start_file)
+    if start is None:
         return {"per_rule": None, "complete": None}
-    per_rule, total = {}, 0
-    for path in glob.glob(os.path.join(benchmark_dir, "**", "*.tsv"), recursive=True):
-        total += 1
+    files = _benchmark_files(benchmark_dir)
+    per_rule = {}
+    for rule, path in files:
         if os.path.getmtime(path) >= start:
-            rule = os.path.relpath(path, benchmark_dir).split(os.sep)[0]
             per_rule[rule] = per_rule.get(rule, 0) + 1
-    return {"per_rule": dict(sorted(per_rule.items())), "complete": sum(per_rule.values()) == total}
+    return {"per_rule": dict(sorted(per_rule.items())), "complete": sum(per_rule.values()) == len(files)}
 
 
 def _float(text) -> float:
