@@ -56,6 +56,31 @@ def _dense_from_connected(hamiltonian):
     return dense
 
 
+@pytest.mark.parametrize(
+    "hamiltonian, exact_at_bound",
+    [
+        (TransverseFieldIsing(SquareLattice(3, 2, "open"), 0.0), True),  # ||H|| = n_bonds: the ferromagnet
+        (TransverseFieldIsing(SquareLattice(3, 2, "open"), 2.0), False),
+        (TransverseFieldIsing(SquareLattice(2, 2, "periodic"), 0.5), False),
+        (J1J2Heisenberg(SquareLattice(3, 2, "open"), j2=0.5), False),
+        (J1J2Heisenberg(SquareLattice(2, 2, "periodic"), j2=0.0), False),
+    ],
+)
+def test_energy_scale_bounds_the_spectrum(hamiltonian, exact_at_bound):
+    """``||H|| <= N energy_scale`` against the dense spectrum, with equality where every term is
+    minimised at once (the classical Ising ferromagnet), and the formula's values."""
+    spectrum = np.linalg.eigvalsh(hamiltonian.to_sparse().toarray())
+    norm = np.abs(spectrum).max()
+    bound = hamiltonian.n_sites * hamiltonian.energy_scale
+    assert norm <= bound * (1 + 1e-12)
+    assert (norm == pytest.approx(bound)) == exact_at_bound
+    if isinstance(hamiltonian, TransverseFieldIsing):
+        expected = (len(hamiltonian.lattice.nearest_neighbours) + hamiltonian.g * hamiltonian.n_sites)
+    else:
+        expected = 0.75 * np.abs(hamiltonian.couplings).sum()
+    assert bound == pytest.approx(expected)
+
+
 @pytest.mark.parametrize("bc", ["open", "periodic"])
 def test_sparse_matches_kronecker_products(bc):
     tfi = TransverseFieldIsing(SquareLattice(2, 3, bc), g=0.7)

@@ -173,6 +173,7 @@ def test_energy_decreases_with_exact_sampling():
         ({"symmetry_average": "median"}, "unknown symmetry_average"),
         ({"output_head": "sign"}, "unknown output_head"),
         ({"lr_warmup": 10**6}, "lr_warmup must be in"),
+        ({"lr_units": "hartree"}, "unknown lr_units"),
         ({"max_minutes": 0}, "max_minutes must be > 0"),
         ({"sampling_power": 0.0}, "sampling_power must be in"),
         ({"sampling_power": 1.5}, "sampling_power must be in"),
@@ -189,6 +190,26 @@ def test_lr_final_decays_the_learning_rate():
     assert float(schedule(50)) == pytest.approx(0.5 * (1e-2 + 1e-4))
     assert float(schedule(100)) == pytest.approx(1e-4)
     assert VMCConfig(**TINY, lr=1e-2).learning_rate() == 1e-2
+
+
+@pytest.mark.parametrize("g", [0.5, 6.0])
+def test_lr_units_energy_divides_the_schedule_by_the_energy_scale(g):
+    """With lr_units 'energy' the run's optimiser applies lr / energy_scale: the same updates as
+    an absolute schedule with the divided values (one SGD step on the same direction)."""
+    options = {**TINY, "g": g, "steps": 100, "lr": 0.5, "lr_final": 0.05, "lr_warmup": 10, "optimizer": "sgd"}
+    energy = VMCRun(VMCConfig(**options, lr_units="energy"))
+    scale = energy.hamiltonian.energy_scale
+    absolute = VMCConfig(**{**options, "lr": 0.5 / scale, "lr_final": 0.05 / scale}).learning_rate()
+    schedule = energy.config.learning_rate(scale)
+    for step in (0, 5, 10, 55, 100):
+        assert float(schedule(step)) == pytest.approx(float(absolute(step)))
+    grads = jax.tree.map(jnp.ones_like, eqx.filter(energy.nqs, eqx.is_inexact_array))
+    for _ in range(6):  # inside the warm-up, where the step is nonzero from the second update
+        updates, energy.opt_state = energy.optimizer.update(grads, energy.opt_state)
+    step = float(jax.tree.leaves(updates)[0].ravel()[0])
+    assert step == pytest.approx(-float(schedule(5)))
+    with pytest.raises(ValueError, match="needs the Hamiltonian's energy scale"):
+        energy.config.learning_rate()
 
 
 @pytest.mark.parametrize("lr_final", [None, 1e-4])

@@ -84,6 +84,13 @@ class Hamiltonian(ABC):
     def _off_diagonal(self, states: np.ndarray):
         """Yield ``(flip_mask, coefficient)``: ``<states ^ flip_mask|H|states> = coefficient``."""
 
+    @property
+    @abstractmethod
+    def energy_scale(self) -> float:
+        """The energy scale per site: the sum of the operator norms of the Hamiltonian's terms,
+        divided by ``N`` (so ``||H|| <= N * energy_scale``). It makes an imaginary-time step
+        dimensionless (``VMCConfig.lr_units = "energy"``)."""
+
     def describe(self) -> dict:
         """Parameters that identify this Hamiltonian (used to label CSV rows)."""
         lat = self.lattice
@@ -124,6 +131,11 @@ class TransverseFieldIsing(Hamiltonian):
 
     def describe(self) -> dict:
         return {**super().describe(), "g": self.g, "j2": None}
+
+    @property
+    def energy_scale(self) -> float:
+        """``(n_bonds + g N) / N``: ``||Z_j Z_k|| = ||X_j|| = 1``."""
+        return (len(self.bonds) + self.g * self.n_sites) / self.n_sites
 
     @property
     def max_conn(self) -> int:
@@ -173,6 +185,11 @@ class J1J2Heisenberg(Hamiltonian):
 
     def describe(self) -> dict:
         return {**super().describe(), "g": None, "j2": self.j2}
+
+    @property
+    def energy_scale(self) -> float:
+        """``(3/4) sum_b |J_b| / N``: ``S_i.S_j`` has eigenvalues 1/4 (triplet) and -3/4 (singlet)."""
+        return 0.75 * float(np.sum(np.abs(self.couplings))) / self.n_sites
 
     @property
     def max_conn(self) -> int:

@@ -55,6 +55,8 @@ def option(section: str, default=_REQUIRED, help: str = ""):
 #: The options that say what is simulated and how it is labelled: the system, the sampler, the seed
 #: and the reference. A pipeline experiment sets them per run; recipes and presets (the method's
 #: settings) never do.
+#: the units of ``lr`` and ``lr_final`` (VMCConfig.lr_units)
+LR_UNITS = ("absolute", "energy")
 EXPERIMENT_KEYS = ("model", "lx", "ly", "bc", "g", "j2", "states", "sampler", "seed", "reference")
 
 
@@ -102,6 +104,11 @@ class VMCConfig:
     )
     lr_warmup: int = option(
         "training", 0, "NQS updates over which the learning rate rises linearly from 0 to lr (0: none)"
+    )
+    lr_units: str = option(
+        "training",
+        "absolute",
+        "units of lr and lr_final: absolute, or energy (a dimensionless imaginary-time step, divided by the Hamiltonian's energy scale per site before use, so that one value serves every field)",
     )
     optimizer: str = option("training", "adam", "adam or sgd, applied to the (minSR) direction")
     minsr: bool = option("training", True, "precondition with minSR")
@@ -250,6 +257,8 @@ class VMCConfig:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.lr_final is not None and not 0 < self.lr_final <= self.lr:
             raise ValueError(f"lr_final must be in (0, lr = {self.lr}], got {self.lr_final}")
+        if self.lr_units not in LR_UNITS:
+            raise ValueError(f"unknown lr_units {self.lr_units!r}; choose one of {LR_UNITS}")
         if not 0 <= self.lr_warmup < self.steps:
             raise ValueError(f"lr_warmup must be in [0, steps = {self.steps}), got {self.lr_warmup}")
         if self.max_minutes is not None and not self.max_minutes > 0:
@@ -263,23 +272,27 @@ class VMCConfig:
         if not 0 <= self.gate_smoothing < 1:
             raise ValueError(f"gate_smoothing must be in [0, 1), got {self.gate_smoothing}")
 
-    def learning_rate(self) -> float | optax.Schedule:
+    def learning_rate(self, energy_scale: float | None = None) -> float | optax.Schedule:
         """The NQS learning rate as a function of the update count.
 
         ``lr``; or, with ``lr_final``, a cosine decay from ``lr`` to ``lr_final`` that ends at
         ``steps``; with ``lr_warmup = W > 0`` either is preceded by a linear rise from 0 to ``lr``
         over the first ``W`` updates (the decay then spans the remaining ``steps - W``).
+        With ``lr_units = "energy"``, ``lr`` and ``lr_final`` are first divided by
+        ``energy_scale`` (the Hamiltonian's, :attr:`nirbench.hamiltonians.Hamiltonian.energy_scale`),
+        which must then be given.
         """
+        lr, lr_final = self.lr, self.lr_final
+        if self.lr_units == "energy":
+            if energy_scale is None or not energy_scale > 0:
+                raise ValueError(f"lr_units 'energy' needs the Hamiltonian's energy scale (> 0), got {energy_scale}")
+            lr, lr_final = lr / energy_scale, None if lr_final is None else lr_final / energy_scale
         if self.lr_warmup == 0:
-            if self.lr_final is None:
-                return self.lr
-            return optax.cosine_decay_schedule(self.lr, self.steps, alpha=self.lr_final / self.lr)
+            if lr_final is None:
+                return lr
+            return optax.cosine_decay_schedule(lr, self.steps, alpha=lr_final / lr)
         return optax.warmup_cosine_decay_schedule(
-            0.0,
-            self.lr,
-            self.lr_warmup,
-            self.steps,
-            end_value=self.lr if self.lr_final is None else self.lr_final,
+            0.0, lr, self.lr_warmup, self.steps, end_value=lr if lr_final is None else lr_final
         )
 
 

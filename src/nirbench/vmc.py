@@ -138,7 +138,7 @@ class VMCRun:
         self.log_prob_fn = (
             batched_log_prob if config.sampling_power == 1.0 else TemperedLogProb(config.sampling_power)
         )
-        self.optimizer = make_optimizer(config.optimizer, config.learning_rate())
+        self.optimizer = make_optimizer(config.optimizer, config.learning_rate(self.hamiltonian.energy_scale))
         self.opt_state = self.optimizer.init(eqx.filter(self.nqs, eqx.is_inexact_array))
         self.iteration = 0
         self.nqs_step = 0
