@@ -52,11 +52,11 @@ def option(section: str, default=_REQUIRED, help: str = ""):
     return field(default=default, metadata=metadata)
 
 
+#: the units of ``lr`` and ``lr_final`` (VMCConfig.lr_units)
+LR_UNITS = ("absolute", "energy")
 #: The options that say what is simulated and how it is labelled: the system, the sampler, the seed
 #: and the reference. A pipeline experiment sets them per run; recipes and presets (the method's
 #: settings) never do.
-#: the units of ``lr`` and ``lr_final`` (VMCConfig.lr_units)
-LR_UNITS = ("absolute", "energy")
 EXPERIMENT_KEYS = ("model", "lx", "ly", "bc", "g", "j2", "states", "sampler", "seed", "reference")
 
 
