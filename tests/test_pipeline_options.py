@@ -11,6 +11,7 @@ import yaml
 from nirbench.options import VMCConfig
 
 ROOT = Path(__file__).parents[1]
+DEFAULT_CONFIG = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 
 
@@ -107,9 +108,9 @@ def test_jobs_are_scheduled_by_their_recorded_time_and_references_inherit_it():
     with tempfile.TemporaryDirectory() as directory:
         results = Path(directory) / "results"
         mcmc_run = "preset~tfi/tfi/L~4x4/bc~open/g~3.0/K~3/sampler~mcmc/seed~0"
-        for record, seconds in [(f"benchmarks/vmc/{mcmc_run}.tsv", 1234.4), ("benchmarks/table1_ablation.tsv", 2000)]:
+        for record, seconds in [(f"benchmarks/vmc/{mcmc_run}.tsv", 1500.4), ("benchmarks/table1_ablation.tsv", 2000)]:
             (results / record).parent.mkdir(parents=True, exist_ok=True)
-            (results / record).write_text(f"s\th:m:s\n{seconds}\t0:20:34\n")
+            (results / record).write_text(f"s\th:m:s\n{seconds}\t0:25:00\n")
         config = Path(directory) / "config.yaml"
         config.write_text(yaml.safe_dump({"results_dir": str(results), "figures_dir": f"{directory}/figures"}))
         plan = subprocess.run(
@@ -122,17 +123,22 @@ def test_jobs_are_scheduled_by_their_recorded_time_and_references_inherit_it():
         if "priority" in lines:
             output = lines["output"].split(",")[0].removeprefix(str(results) + "/")
             priorities[output] = int(lines["priority"])
+    experiments = DEFAULT_CONFIG["experiments"]
+    presets = DEFAULT_CONFIG["presets"]
+    cap = {exp["preset"]: 60 * presets[exp["preset"]]["max_minutes"] for exp in experiments.values()}
     vmc = {path: p for path, p in priorities.items() if path.endswith("/steps.csv")}
     assert len(vmc) >= 10
     ranked = sorted(vmc, key=vmc.get, reverse=True)
-    assert "preset~j1j2_nir-d16l2/" in ranked[0] and vmc[ranked[0]] == 60 * 10 + 2000  # time cap + ablation record
-    assert ranked[1] == f"vmc/{mcmc_run}/steps.csv" and vmc[ranked[1]] == 1234  # its record, not its cap
-    assert {vmc[path] for path in ranked[2:]} <= {60 * 10, 60 * 15}  # the presets' time caps
+    assert max(cap.values()) < 1500 < cap[experiments["table1"]["preset"]] + 2000  # the ranks below are telling
+    assert "preset~j1j2_nir-d16l2/" in ranked[0]
+    assert vmc[ranked[0]] == cap[experiments["table1"]["preset"]] + 2000  # time cap + ablation record
+    assert ranked[1] == f"vmc/{mcmc_run}/steps.csv" and vmc[ranked[1]] == 1500  # its record, not its cap
+    assert {vmc[path] for path in ranked[2:]} <= set(cap.values())  # the presets' time caps
     for path, priority in vmc.items():
         assert priorities[path.replace("steps.csv", "run.yaml")] == priority
-    assert priorities["ed/tfi/L~4x4/bc~open/g~3.0/K~3/levels.csv"] == 1234
-    assert priorities["ed/tfi/L~3x2/bc~open/g~0.01/K~3/levels.csv"] == 60 * 15
-    assert priorities["dmrg/tfi/L~6x6/bc~open/g~0.1/K~3/chi~8-16-32-64/scan.csv"] == 60 * 10
+    assert priorities["ed/tfi/L~4x4/bc~open/g~3.0/K~3/levels.csv"] == 1500
+    assert priorities["ed/tfi/L~3x2/bc~open/g~0.01/K~3/levels.csv"] == cap[experiments["fig3"]["preset"]]
+    assert priorities["dmrg/tfi/L~6x6/bc~open/g~0.1/K~3/chi~8-16-32-64/scan.csv"] == cap[experiments["fig2"]["preset"]]
     assert priorities["dmrg/tfi/L~6x6/bc~open/g~0.1/K~3/chi~8-16-32-64/extrapolated.csv"] == 60 * 10
     assert priorities.get("dmrg/tfi/L~4x4/bc~open/g~3.0/K~3/chi~8-16-32-64/scan.csv", 0) == 0  # figure 4's lines only
     assert priorities["table1_ablation.csv"] == 2000  # its record: it starts when its run ends
