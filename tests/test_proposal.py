@@ -11,6 +11,7 @@ from jax.scipy.special import logsumexp
 
 import nirbench  # noqa: F401  (enables x64)
 from nirbench.proposal import (
+    ProductProposal,
     TransformerProposal,
     backward_kl_loss,
     backward_train_step,
@@ -131,6 +132,47 @@ def test_bad_shapes_raise():
     model = TransformerProposal(4, **SMALL, key=jax.random.PRNGKey(0))
     with pytest.raises(ValueError, match="T = 4"):
         model.log_prob(jnp.zeros(5, dtype=jnp.int32))
+
+
+@pytest.fixture(scope="module")
+def product():
+    """A product proposal over K = 2 blocks of N = 4 tokens, with a non-uniform single-block q_1."""
+    return ProductProposal(scale_head(TransformerProposal(4, **SMALL, key=jax.random.PRNGKey(5)), 4.0), 2)
+
+
+def test_product_proposal_is_the_product_of_its_blocks(product):
+    strings = all_strings(8)
+    log_q = product.log_prob_batch(strings)
+    single = product.single.log_prob_batch(strings.reshape(-1, 4)).reshape(-1, 2)
+    np.testing.assert_allclose(log_q, single.sum(axis=1), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(jax.vmap(product.log_prob)(strings), log_q, rtol=0, atol=1e-12)
+    assert product.n_tokens == 8 and float(jnp.std(log_q)) > 0.5
+    assert abs(float(jnp.exp(logsumexp(log_q))) - 1.0) < 1e-10  # normalised over the 256 strings
+
+
+def test_product_proposal_samples_match_its_density(product):
+    tokens, log_q = product.sample(jax.random.PRNGKey(2), 4000)
+    assert tokens.shape == (4000, 8) and log_q.shape == (4000,)
+    np.testing.assert_allclose(log_q, product.log_prob_batch(tokens), rtol=0, atol=1e-10)
+    naive, log_q_naive = product.sample_naive(jax.random.PRNGKey(2), 4000)
+    np.testing.assert_array_equal(naive, tokens)
+    np.testing.assert_allclose(log_q_naive, log_q, rtol=0, atol=1e-10)
+    # the two blocks of a tuple are independent draws of q_1: the chi-square of the histogram
+    import scipy.stats
+
+    index = np.asarray(tokens) @ (1 << np.arange(7, -1, -1))
+    counts = np.bincount(index, minlength=256)
+    expected = 4000 * np.exp(np.asarray(product.log_prob_batch(all_strings(8))))
+    keep = expected >= 5
+    statistic = np.sum((counts[keep] - expected[keep]) ** 2 / expected[keep])
+    assert scipy.stats.chi2.sf(statistic, keep.sum() - 1) > 1e-3
+
+
+def test_product_proposal_bad_input(product):
+    with pytest.raises(ValueError, match="n_states"):
+        ProductProposal(product.single, 0)
+    with pytest.raises(ValueError, match="T = 8"):
+        product.log_prob(jnp.zeros(4, dtype=jnp.int32))
 
 
 def exact_kl(log_p, log_q):

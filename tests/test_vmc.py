@@ -82,6 +82,26 @@ def test_resumed_run_reproduces_uninterrupted_run(tmp_path, sampler):
     )
 
 
+def test_a_checkpoint_resumes_only_under_its_own_options(tmp_path):
+    """A checkpoint written before an option existed (absent from its manifest) resumes when the
+    run leaves that option at its default; any option changed from the checkpoint's is refused."""
+    import json
+
+    config = VMCConfig(**TINY, sampler="mcmc", steps=2, mcmc_warmup=8, mcmc_thinning=2)
+    first = VMCRun(config)
+    first.step()
+    first.save_checkpoint(tmp_path / "ckpt")
+    manifest = tmp_path / "ckpt" / "meta.json"
+    meta = json.loads(manifest.read_text())
+    del meta["config"]["proposal_factorization"]  # as written by a nirbench without the option
+    manifest.write_text(json.dumps(meta))
+    resumed = VMCRun(config)
+    assert resumed.load_checkpoint(tmp_path / "ckpt") and resumed.iteration == 1
+    for changed in ({"proposal_factorization": "product"}, {"seed": 1}):
+        with pytest.raises(ValueError, match="different configuration"):
+            VMCRun(VMCConfig(**{**config.to_dict(), **changed})).load_checkpoint(tmp_path / "ckpt")
+
+
 def test_same_seed_gives_the_same_csv(tmp_path):
     config = VMCConfig(**TINY, sampler="mcmc", steps=3, mcmc_warmup=8, mcmc_thinning=2)
     for name in ("a", "b"):

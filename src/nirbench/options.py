@@ -150,6 +150,11 @@ class VMCConfig:
         "float32",
         "NIR proposal precision: float32 or float64 (the importance weights use the NQS precision)",
     )
+    proposal_factorization: str = option(
+        "nir",
+        "joint",
+        "NIR proposal over a K-tuple: joint (one Transformer over its K*N tokens, paper) or product (one Transformer over N tokens for each of the K configurations, q = prod_k q1(s_k))",
+    )
     p_floor: float = option(
         "nir", 1e-4, "floor on every conditional probability of the proposal, in [0, 0.5)"
     )
@@ -414,6 +419,7 @@ def sampler_options(c: VMCConfig) -> dict:
             "training": c.proposal_training, "gate_smoothing": c.gate_smoothing,
             "mode": c.nir_mode, "adaptive": c.nir_fixed_batches is None, "n_proposal_batches": c.nir_fixed_batches,
             "symmetrize": c.symmetrize_proposal, "proposal_dtype": c.proposal_dtype,
+            "proposal_factorization": c.proposal_factorization,
         }  # fmt: skip
     if c.sampler == "mcmc":
         return {"n_chains": c.mcmc_chains, "n_warmup": c.mcmc_warmup, "thinning": c.mcmc_thinning}

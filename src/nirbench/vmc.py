@@ -184,6 +184,17 @@ class VMCRun:
                 "finished": self.finished}  # fmt: skip
         write_checkpoint(directory, self._state_tree(), meta, pd.DataFrame(self.rows))
 
+    def _same_configuration(self, stored: dict) -> bool:
+        """Whether a checkpoint's options (``stored``, :meth:`VMCConfig.to_dict`) are this run's.
+
+        An option that nirbench gained after the checkpoint was written is absent from ``stored``;
+        it counts as set to its default, which by design keeps the behaviour the option did not
+        yet change (so adding an option does not orphan the checkpoints of running pipelines)."""
+        current = self.config.to_dict()
+        added = {f.name: f.default for f in dataclasses.fields(VMCConfig)
+                 if f.name in current and f.name not in stored and f.default is not dataclasses.MISSING}  # fmt: skip
+        return {**stored, **added} == current
+
     def load_checkpoint(self, directory: str | os.PathLike) -> bool:
         """Restore from ``directory`` if it holds a checkpoint; return whether it did.
 
@@ -193,7 +204,7 @@ class VMCRun:
         meta = read_checkpoint_meta(directory)
         if meta is None:
             return False
-        if meta["config"] != self.config.to_dict():
+        if not self._same_configuration(meta["config"]):
             raise ValueError(f"checkpoint in {directory} was written by a different configuration")
         tree, meta, rows = read_checkpoint(directory, self._state_tree())
         (self.nqs, self.opt_state, self.sampler_state, self.key) = tree
