@@ -143,12 +143,17 @@ def plot(frame: pd.DataFrame, path: str) -> None:
         ax.fill_between(
             x, group["efficiency_min"], group["efficiency_max"], color=line.get_color(), alpha=0.15
         )
+    ax.set_xlabel("tuples trained on (thousands; 512 per Adam step)")
+    save_efficiency_figure(fig, ax, "proposals fitted to samples of the NQS itself", path)
+
+
+def save_efficiency_figure(fig, ax, title: str, path: str) -> None:
+    """The efficiency axes of the proposal-fit figures (log scale, the paper's gate drawn), saved."""
     ax.axhline(0.1, color="0.4", linestyle="--", linewidth=0.8)
     ax.text(0, 0.105, "alpha_eff = 0.1 (paper's gate)", fontsize=7, color="0.3", va="bottom")
     ax.set_yscale("log")
-    ax.set_xlabel("tuples trained on (thousands; 512 per Adam step)")
     ax.set_ylabel("efficiency ESS / n_proposed")
-    ax.set_title("6x6 open TFI, g = 1, K = 3: proposals fitted to samples of the NQS itself", fontsize=9)
+    ax.set_title(f"6x6 open TFI, g = 1, K = 3: {title}", fontsize=9)
     ax.legend(fontsize=7, frameon=False, loc="lower right")
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
