@@ -50,6 +50,7 @@ import pandas as pd
 from proposal_capacity import VARIANTS, save_efficiency_figure
 from proposal_fit import trained_nqs
 
+from nirbench.estimators import effective_sample_size
 from nirbench.io import write_csv_atomically
 from nirbench.models import batched_log_prob
 from nirbench.proposal import random_block_permutation, spins_to_tokens, tokens_to_spins
@@ -66,12 +67,6 @@ def symmetrised_log_prob(proposal, tokens, n_sites: int) -> jnp.ndarray:
         for order in itertools.permutations(range(N_STATES))
     ]
     return jax.nn.logsumexp(jnp.stack(terms), axis=0) - np.log(len(terms))
-
-
-def efficiency(log_w) -> float:
-    """``ESS / M = (sum w)^2 / (M sum w^2)`` of log-weights ``(M,)``."""
-    log_w = np.asarray(log_w, dtype=np.float64)
-    return float(np.exp(2 * jax.nn.logsumexp(log_w) - jax.nn.logsumexp(2 * log_w) - np.log(log_w.size)))
 
 
 def flip_spread(log_p, log_q, configs, seed: int = 10) -> dict:
@@ -92,9 +87,10 @@ def flip_spread(log_p, log_q, configs, seed: int = 10) -> dict:
 
 def magnetisation_r2(r, configs) -> float:
     """Fraction of the variance of ``r`` ``(M,)`` explained by a least-squares fit on the
-    configurations' magnetisations (``configs`` ``(M, K, N)``): per configuration ``m_k``, ``|m_k|``,
-    ``m_k^2``, and the products ``m_k m_l`` (sector alignment between the K configurations),
-    symmetrised over the order of the configurations (sums over k and over pairs)."""
+    configurations' magnetisations (``configs`` ``(M, K, N)``): a constant, per configuration ``m_k``,
+    ``|m_k|``, ``m_k^2`` and ``m_k^4``, and the products ``m_k m_l`` and ``|m_k m_l|`` (sector
+    alignment between the K configurations), symmetrised over the order of the configurations
+    (sums over k and over pairs)."""
     m = configs.astype(np.float64).mean(axis=2)  # (M, K)
     pairs = [m[:, a] * m[:, b] for a in range(m.shape[1]) for b in range(a + 1, m.shape[1])]
     features = np.stack([np.ones(len(r)), m.sum(1), np.abs(m).sum(1), (m**2).sum(1), np.sum(pairs, axis=0),
@@ -192,7 +188,8 @@ def main() -> None:
         student, eff = student_state.proposal, []
         for draw_key in jax.random.split(jax.random.fold_in(key, 9), args.calls):
             x, log_q = student.sample(draw_key, args.draws)
-            eff.append(efficiency(symmetrised_log_prob(teacher, x, n_sites) - log_q))
+            log_w = jnp.asarray(symmetrised_log_prob(teacher, x, n_sites) - log_q, dtype=jnp.float64)
+            eff.append(float(effective_sample_size(log_w)) / args.draws)
         record("student vs teacher", block, eff, -float(jnp.mean(student.log_prob_batch(p_heldout))))
     if args.roughness:
         nqs_x = jnp.asarray(nqs_heldout, dtype=jnp.int8)
