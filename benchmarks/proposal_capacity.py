@@ -44,15 +44,21 @@ from nirbench.models import batched_log_prob
 from nirbench.proposal import spins_to_tokens
 from nirbench.samplers import make_sampler
 
-VARIANTS = {  # name: (embed_dim, layers, heads, Adam learning rate, tuples per Adam step, factorization)
-    "32/2/4 lr 3e-3": (32, 2, 4, 3e-3, 512, "joint"),
-    "32/4/4 lr 3e-3": (32, 4, 4, 3e-3, 512, "joint"),
-    "64/2/4 lr 3e-3": (64, 2, 4, 3e-3, 512, "joint"),
-    "32/2/4 lr 1e-2": (32, 2, 4, 1e-2, 512, "joint"),
-    "32/2/4 lr 3e-3 minibatch 128": (32, 2, 4, 3e-3, 128, "joint"),
-    "32/2/4 lr 1e-2 minibatch 128": (32, 2, 4, 1e-2, 128, "joint"),
+VARIANTS = {  # name: (embed_dim, layers, heads, Adam learning rate, tuples per Adam step, factorization, patch)
+    "32/2/4 lr 3e-3": (32, 2, 4, 3e-3, 512, "joint", 1),
+    "32/4/4 lr 3e-3": (32, 4, 4, 3e-3, 512, "joint", 1),
+    "64/2/4 lr 3e-3": (64, 2, 4, 3e-3, 512, "joint", 1),
+    "32/2/4 lr 1e-2": (32, 2, 4, 1e-2, 512, "joint", 1),
+    "32/2/4 lr 3e-3 minibatch 128": (32, 2, 4, 3e-3, 128, "joint", 1),
+    "32/2/4 lr 1e-2 minibatch 128": (32, 2, 4, 1e-2, 128, "joint", 1),
     # one 36-token Transformer for a single configuration, q = prod_k q1(s_k) (ProductProposal)
-    "product 32/2/4 lr 3e-3": (32, 2, 4, 3e-3, 512, "product"),
+    "product 32/2/4 lr 3e-3": (32, 2, 4, 3e-3, 512, "product", 1),
+    # patches of p spins of one row as one token of 2^p values (PatchedProposal): 108 / p positions
+    "patch 3 32/2/4 lr 3e-3": (32, 2, 4, 3e-3, 512, "joint", 3),
+    "patch 6 32/2/4 lr 3e-3": (32, 2, 4, 3e-3, 512, "joint", 6),
+    "patch 6 64/2/4 lr 3e-3": (64, 2, 4, 3e-3, 512, "joint", 6),
+    "patch 6 64/2/4 lr 1e-3": (64, 2, 4, 1e-3, 512, "joint", 6),
+    "patch 6 128/2/8 lr 1e-3": (128, 2, 8, 1e-3, 512, "joint", 6),
 }
 
 
@@ -91,12 +97,15 @@ def main() -> None:
     kept = pd.read_csv(args.out) if Path(args.out).exists() else pd.DataFrame(columns=["variant"])
     if "factorization" not in kept.columns:  # rows written before the product variant existed
         kept["factorization"] = "joint"
+    if "patch" not in kept.columns:  # rows written before the patched variants existed
+        kept["patch"] = 1
     rows = kept[~kept["variant"].isin(args.variants)].to_dict("records")
     for name in args.variants:
-        dim, layers, heads, lr, minibatch, factorization = VARIANTS[name]
+        dim, layers, heads, lr, minibatch, factorization, patch = VARIANTS[name]
         sampler = make_sampler(
             "nir", hamiltonian, 512, n_states=3, embed_dim=dim, n_layers=layers, n_heads=heads,
             learning_rate=lr, alpha_eff=0.0, max_rounds=8, proposal_factorization=factorization,
+            proposal_patch=patch,
         )  # fmt: skip
         frozen = sampler.frozen()
         state = sampler.init(jax.random.key(2), 3, hamiltonian.n_sites)
@@ -113,7 +122,7 @@ def main() -> None:
             heldout_nll = -float(jnp.mean(state.proposal.log_prob_batch(spins_to_tokens(heldout))))
             rows.append({
                 "variant": name, "proposal": f"{dim}/{layers}/{heads}", "factorization": factorization,
-                "proposal_lr": lr, "minibatch": minibatch,
+                "patch": patch, "proposal_lr": lr, "minibatch": minibatch,
                 "tuples_trained": block * 512, "adam_steps": block * 512 // minibatch,
                 "efficiency": float(np.mean(efficiencies)), "efficiency_min": float(np.min(efficiencies)),
                 "efficiency_max": float(np.max(efficiencies)),

@@ -11,6 +11,7 @@ from jax.scipy.special import logsumexp
 
 import nirbench  # noqa: F401  (enables x64)
 from nirbench.proposal import (
+    PatchedProposal,
     ProductProposal,
     TransformerProposal,
     backward_kl_loss,
@@ -169,6 +170,65 @@ def test_product_proposal_bad_input(product):
         ProductProposal(product.single, 0)
     with pytest.raises(ValueError, match="T = 8"):
         product.log_prob(jnp.zeros(4, dtype=jnp.int32))
+
+
+@pytest.fixture(scope="module")
+def patched():
+    """Binary strings of T = 8 read in patches of 2: an inner Transformer over 4 positions of 4 values."""
+    inner = TransformerProposal(4, **SMALL, vocab_size=4, key=jax.random.PRNGKey(6))
+    return PatchedProposal(scale_head(inner, 3.0), 2)
+
+
+def test_patched_proposal_is_normalised_and_reads_patches(patched):
+    strings = all_strings(8)
+    log_q = patched.log_prob_batch(strings)
+    assert patched.n_tokens == 8 and float(jnp.std(log_q)) > 0.5
+    assert abs(float(jnp.exp(logsumexp(log_q))) - 1.0) < 1e-10  # normalised over the 256 strings
+    np.testing.assert_allclose(jax.vmap(patched.log_prob)(strings), log_q, rtol=0, atol=1e-12)
+    # the inner model sees one token per pair of spins, first spin the most significant bit
+    np.testing.assert_array_equal(patched.pack(jnp.array([[0, 1, 1, 0, 1, 1, 0, 0]])), [[1, 2, 3, 0]])
+    np.testing.assert_array_equal(patched.unpack(patched.pack(strings)), strings)
+    np.testing.assert_allclose(patched.inner.log_prob_batch(patched.pack(strings)), log_q, rtol=0, atol=0)
+
+
+def test_patched_proposal_samples_match_its_density(patched):
+    tokens, log_q = patched.sample(jax.random.PRNGKey(3), 6000)
+    assert tokens.shape == (6000, 8) and set(np.unique(tokens)) <= {0, 1}
+    np.testing.assert_allclose(log_q, patched.log_prob_batch(tokens), rtol=0, atol=1e-10)
+    naive, log_q_naive = patched.sample_naive(jax.random.PRNGKey(3), 6000)
+    np.testing.assert_array_equal(naive, tokens)
+    np.testing.assert_allclose(log_q_naive, log_q, rtol=0, atol=1e-10)
+    index = np.asarray(tokens) @ (1 << np.arange(7, -1, -1))
+    probs = np.exp(np.asarray(patched.log_prob_batch(all_strings(8))))
+    assert chi_square_pvalue(np.bincount(index, minlength=256), probs) > 1e-3
+
+
+def test_vocabulary_floor_bounds_every_conditional():
+    """With ``V`` values the floor is ``p_floor + (1 - V p_floor) softmax``: every conditional >= p_floor."""
+    model = scale_head(TransformerProposal(3, **SMALL, vocab_size=8, p_floor=0.01, key=jax.random.PRNGKey(7)), 50.0)
+    log_cond = jax.vmap(model.log_conditionals)(jnp.array([[0, 5, 7], [3, 3, 1]]))
+    assert log_cond.shape == (2, 3, 8)
+    np.testing.assert_allclose(jnp.exp(logsumexp(log_cond, axis=-1)), 1.0, rtol=0, atol=1e-12)
+    assert float(jnp.min(jnp.exp(log_cond))) >= 0.01 * (1 - 1e-12)
+    assert float(jnp.max(jnp.exp(log_cond))) > 0.5  # the sharp head is not flattened away
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"vocab_size": 1}, "vocab_size"),
+    ({"vocab_size": 4, "p_floor": 0.25}, r"\[0, 0.25\)"),
+])  # fmt: skip
+def test_bad_vocabulary_raises(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        TransformerProposal(4, key=jax.random.PRNGKey(0), **kwargs)
+
+
+def test_patched_proposal_bad_input(patched):
+    with pytest.raises(ValueError, match="inner vocabulary of 8"):
+        PatchedProposal(patched.inner, 3)
+    with pytest.raises(ValueError, match="patch"):
+        PatchedProposal(patched.inner, 0)
+    with pytest.raises(ValueError, match="T = 8"):
+        patched.log_prob(jnp.zeros(6, dtype=jnp.int32))
 
 
 def exact_kl(log_p, log_q):

@@ -61,10 +61,10 @@ def test_trace_energy_gradient_matches_finite_differences(n_states):
     assert float(grad_flat @ direction) == pytest.approx(float(finite_difference), rel=1e-6, abs=1e-9)
 
 
-@pytest.mark.parametrize("sampler", ["mcmc", "nir"])
-def test_resumed_run_reproduces_uninterrupted_run(tmp_path, sampler):
-    options = dict(**TINY, states=2, sampler=sampler, steps=4, checkpoint_every=2,
-                   mcmc_warmup=8, mcmc_thinning=2, proposal_dim=8, proposal_layers=1, proposal_heads=2)
+@pytest.mark.parametrize(("sampler", "patch"), [("mcmc", 1), ("nir", 1), ("nir", 2)])
+def test_resumed_run_reproduces_uninterrupted_run(tmp_path, sampler, patch):
+    options = dict(**TINY, states=2, sampler=sampler, steps=4, checkpoint_every=2, mcmc_warmup=8,
+                   mcmc_thinning=2, proposal_dim=8, proposal_layers=1, proposal_heads=2, proposal_patch=patch)
     config = VMCConfig(**options)
     full = VMCRun(config)
     full.train(progress=False)

@@ -155,8 +155,13 @@ class VMCConfig:
         "joint",
         "NIR proposal over a K-tuple: joint (one Transformer over its K*N tokens, paper) or product (one Transformer over N tokens for each of the K configurations, q = prod_k q1(s_k))",
     )
+    proposal_patch: int = option(
+        "nir",
+        1,
+        "NIR proposal: spins per token, p consecutive sites of one configuration read as one of 2^p values (1: binary tokens, paper; p must divide N, at most 8)",
+    )
     p_floor: float = option(
-        "nir", 1e-4, "floor on every conditional probability of the proposal, in [0, 0.5)"
+        "nir", 1e-4, "floor on every conditional probability of the proposal, in [0, 2^-proposal_patch)"
     )
     alpha_ess: float = option("nir", 2.0, "NIR: propose until ESS >= alpha_ess * batch")
     alpha_eff: float = option("nir", 0.1, "NIR: update the NQS only if ESS/n_proposed >= alpha_eff")
@@ -419,7 +424,7 @@ def sampler_options(c: VMCConfig) -> dict:
             "training": c.proposal_training, "gate_smoothing": c.gate_smoothing,
             "mode": c.nir_mode, "adaptive": c.nir_fixed_batches is None, "n_proposal_batches": c.nir_fixed_batches,
             "symmetrize": c.symmetrize_proposal, "proposal_dtype": c.proposal_dtype,
-            "proposal_factorization": c.proposal_factorization,
+            "proposal_factorization": c.proposal_factorization, "proposal_patch": c.proposal_patch,
         }  # fmt: skip
     if c.sampler == "mcmc":
         return {"n_chains": c.mcmc_chains, "n_warmup": c.mcmc_warmup, "thinning": c.mcmc_thinning}

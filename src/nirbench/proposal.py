@@ -1,7 +1,10 @@
 """The autoregressive Transformer proposal ``q`` of neural importance resampling (paper section 3.2).
 
 ``q`` is a distribution over ``T = K * N`` binary tokens, the ``K`` spin configurations of a
-multi-state NQS flattened row-major (state ``k`` first, then site).
+multi-state NQS flattened row-major (state ``k`` first, then site). :class:`TransformerProposal`
+itself models strings over any vocabulary of ``V >= 2`` values (``vocab_size``; the paper's is
+binary); :class:`PatchedProposal` (beyond the paper) uses that to read ``p`` consecutive spins as
+one of ``2**p`` token values, ``T / p`` positions instead of ``T``, with the same binary interface.
 
 Conventions
 -----------
@@ -11,8 +14,8 @@ Conventions
   vector replaces the token embedding at position 0), adds learnable positional embeddings
   ``(T, embed_dim)``, applies ``n_layers`` pre-LayerNorm causal Transformer blocks
   (``x += MHA(LN(x))``, ``x += MLP(LN(x))`` with hidden width ``4 * embed_dim`` and GELU), a final
-  LayerNorm and a Linear map to 2 logits per position. Output ``i`` depends on ``t_<i`` only.
-* Conditionals carry a floor: ``p(t_i | t_<i) = p_floor + (1 - 2 p_floor) softmax(logits_i)``,
+  LayerNorm and a Linear map to ``V`` logits per position. Output ``i`` depends on ``t_<i`` only.
+* Conditionals carry a floor: ``p(t_i | t_<i) = p_floor + (1 - V p_floor) softmax(logits_i)``,
   so every string has ``q(t) >= p_floor**T > 0`` when ``p_floor > 0``.
 * ``log_prob(tokens (T,)) -> ()`` is one parallel causal forward pass; batch it with
   ``jax.vmap(proposal.log_prob)`` or :meth:`TransformerProposal.log_prob_batch` ``(B, T) -> (B,)``.
@@ -46,6 +49,7 @@ from jax import lax
 __all__ = [
     "KV_BLOCK",
     "TRAIN_CHUNK",
+    "PatchedProposal",
     "ProductProposal",
     "TransformerProposal",
     "backward_kl_loss",
@@ -138,7 +142,8 @@ def _apply(module, x):
 def _uniforms(key, n: int, n_tokens: int, dtype) -> jnp.ndarray:
     """The random numbers of both samplers: shape ``(T, n)``; row ``i`` is drawn from ``split(key, T)[i]``.
 
-    Token ``i`` of sample ``b`` is 1 iff ``u[i, b] < p(t_i = 1 | t_<i)``.
+    Binary tokens: token ``i`` of sample ``b`` is 1 iff ``u[i, b] < p(t_i = 1 | t_<i)``; a vocabulary
+    of ``V`` values: the smallest ``c`` with ``u[i, b] < p(t_i <= c | t_<i)`` (:func:`_draw`).
     """
     keys = jax.random.split(key, n_tokens)
     return jax.vmap(lambda k: jax.random.uniform(k, (n,), dtype=dtype))(keys)
@@ -228,10 +233,11 @@ class TransformerBlock(eqx.Module):
 
 # --------------------------------------------------------------------------- the proposal
 class TransformerProposal(eqx.Module):
-    """Autoregressive Transformer ``q(t)`` over ``T = n_tokens`` binary tokens (see the module docstring).
+    """Autoregressive Transformer ``q(t)`` over ``T = n_tokens`` tokens (see the module docstring).
 
     Parameters: ``n_tokens`` (``T = K * N >= 1``), ``embed_dim`` (divisible by ``n_heads``),
-    ``n_heads``, ``n_layers``, ``p_floor`` in ``[0, 0.5)``, ``head_scale`` (see below), ``key``; ``dtype`` of the parameters
+    ``n_heads``, ``n_layers``, ``p_floor`` in ``[0, 1 / V)``, ``head_scale`` (see below),
+    ``vocab_size`` ``V >= 2`` (token values ``0 .. V - 1``; 2, binary, by default), ``key``; ``dtype`` of the parameters
     (default: JAX's default float, float64 under nirbench). Raises ``ValueError`` naming the bad
     argument.
 
@@ -256,6 +262,7 @@ class TransformerProposal(eqx.Module):
     n_heads: int = eqx.field(static=True)
     n_layers: int = eqx.field(static=True)
     p_floor: float = eqx.field(static=True)
+    vocab_size: int = eqx.field(static=True)
 
     def __init__(
         self,
@@ -265,6 +272,7 @@ class TransformerProposal(eqx.Module):
         n_layers: int = 4,
         p_floor: float = 1e-4,
         head_scale: float = 0.0,
+        vocab_size: int = 2,
         *,
         key,
         dtype=None,
@@ -277,11 +285,13 @@ class TransformerProposal(eqx.Module):
             )
         if n_layers < 0:
             raise ValueError(f"n_layers must be >= 0, got {n_layers}")
-        if not 0.0 <= p_floor < 0.5:
-            raise ValueError(f"p_floor must be in [0, 0.5), got p_floor={p_floor}")
+        if int(vocab_size) != vocab_size or vocab_size < 2:
+            raise ValueError(f"vocab_size must be an integer >= 2, got {vocab_size}")
+        if not 0.0 <= p_floor < 1.0 / vocab_size:
+            raise ValueError(f"p_floor must be in [0, {1.0 / vocab_size:g}), got p_floor={p_floor}")
         dtype = jnp.dtype(dtype) if dtype is not None else jnp.zeros(0).dtype
         k_emb, k_start, k_pos, k_head, k_blocks = jax.random.split(key, 5)
-        self.token_embedding = eqx.nn.Embedding(2, embed_dim, dtype=dtype, key=k_emb)
+        self.token_embedding = eqx.nn.Embedding(int(vocab_size), embed_dim, dtype=dtype, key=k_emb)
         self.start = jax.random.normal(k_start, (embed_dim,), dtype=dtype)
         self.positions = jax.random.normal(k_pos, (n_tokens, embed_dim), dtype=dtype)
         self.blocks = [
@@ -289,13 +299,14 @@ class TransformerProposal(eqx.Module):
             for k in jax.random.split(k_blocks, n_layers)
         ]
         self.final_norm = eqx.nn.LayerNorm(embed_dim, dtype=dtype)
-        head = eqx.nn.Linear(embed_dim, 2, dtype=dtype, key=k_head)
+        head = eqx.nn.Linear(embed_dim, int(vocab_size), dtype=dtype, key=k_head)
         self.head = eqx.tree_at(lambda h: (h.weight, h.bias), head, (head.weight * head_scale, head.bias * head_scale))
         self.n_tokens = int(n_tokens)
         self.embed_dim = int(embed_dim)
         self.n_heads = int(n_heads)
         self.n_layers = int(n_layers)
         self.p_floor = float(p_floor)
+        self.vocab_size = int(vocab_size)
 
     # ------------------------------------------------------------------ pieces
     @property
@@ -308,27 +319,30 @@ class TransformerProposal(eqx.Module):
         return self.positions.dtype
 
     def _log_conditionals(self, logits):
-        """Logits ``(..., 2)`` -> floored log conditionals ``log p(t_i = 0/1 | t_<i)``, shape ``(..., 2)``."""
+        """Logits ``(..., V)`` -> floored log conditionals ``log p(t_i = c | t_<i)``, shape ``(..., V)``."""
         log_soft = jax.nn.log_softmax(logits, axis=-1)
         if self.p_floor == 0.0:
             return log_soft
-        return jnp.logaddexp(math.log(self.p_floor), math.log1p(-2.0 * self.p_floor) + log_soft)
+        return jnp.logaddexp(math.log(self.p_floor), math.log1p(-self.vocab_size * self.p_floor) + log_soft)
 
     def _readout(self, x):
-        """Hidden states ``(..., D)`` -> log conditionals ``(..., 2)``."""
+        """Hidden states ``(..., D)`` -> log conditionals ``(..., V)``."""
         return self._log_conditionals(_apply(self.head, _apply(self.final_norm, x)))
 
     def _embed(self, tokens):
-        """Token embeddings ``(...,) -> (..., D)``, written as a select (cheaper than a gather and its scatter)."""
+        """Token embeddings ``(...,) -> (..., D)``; for binary tokens written as a select (cheaper than a
+        gather and its scatter)."""
         weight = self.token_embedding.weight
-        return jnp.where(tokens[..., None] == 1, weight[1], weight[0])
+        if self.vocab_size == 2:
+            return jnp.where(tokens[..., None] == 1, weight[1], weight[0])
+        return jnp.take(weight, tokens, axis=0)
 
     def _check_tokens(self, tokens):
         if tokens.shape[-1] != self.n_tokens:
             raise ValueError(f"tokens must have last axis T = {self.n_tokens}, got shape {tokens.shape}")
 
     def log_conditionals(self, tokens):
-        """One parallel causal pass: tokens ``(T,)`` -> ``log p(t_i = c | t_<i)`` of shape ``(T, 2)``."""
+        """One parallel causal pass: tokens ``(T,)`` -> ``log p(t_i = c | t_<i)`` of shape ``(T, V)``."""
         tokens = jnp.asarray(tokens)
         self._check_tokens(tokens)
         prev = self._embed(tokens[:-1])  # (T - 1, D)
@@ -344,8 +358,7 @@ class TransformerProposal(eqx.Module):
         Batched use: ``jax.vmap(proposal.log_prob)(tokens_BT)`` or :meth:`log_prob_batch`.
         """
         tokens = jnp.asarray(tokens)
-        log_cond = self.log_conditionals(tokens)
-        return jnp.sum(jnp.where(tokens == 1, log_cond[:, 1], log_cond[:, 0]))
+        return jnp.sum(_chosen(self.log_conditionals(tokens), tokens))
 
     def log_prob_batch(self, tokens):
         """``log q`` of a batch: tokens ``(B, T)`` -> ``(B,)`` (``jax.vmap`` of :meth:`log_prob`, jitted)."""
@@ -448,6 +461,75 @@ class ProductProposal(eqx.Module):
         return self._group(tokens, log_q, int(n))
 
 
+class PatchedProposal(eqx.Module):
+    """``q`` over ``T`` binary tokens read in patches: ``p`` consecutive tokens (spins) are one token
+    of value ``sum_j t_j 2^(p - 1 - j)`` (the first spin the most significant bit) of an inner
+    :class:`TransformerProposal` over ``T / p`` positions and ``2**p`` values (beyond the paper).
+
+    The same distribution family as a binary Transformer, but each autoregressive step draws ``p``
+    spins jointly, from a full table of ``2**p`` conditionals: the inner model has ``p`` times fewer
+    positions to attend over and to draw (attention work ``p**2`` times smaller), so a wider one costs
+    what the binary one does; patches of neighbouring sites see their short-range correlations
+    exactly. Patches never straddle two configurations when ``p`` divides ``N`` (checked by the
+    sampler that builds it).
+
+    Same interface as :class:`TransformerProposal` on binary tokens ``(..., T)``: ``log_prob (T,) ->
+    ()``, ``log_prob_batch (B, T) -> (B,)``, ``sample(key, n) -> (tokens (n, T), log_q (n,))``,
+    ``sample_naive``, ``n_tokens``, ``dtype``.
+    """
+
+    inner: TransformerProposal
+    patch: int = eqx.field(static=True)
+
+    def __init__(self, inner: TransformerProposal, patch: int):
+        if int(patch) != patch or patch < 1:
+            raise ValueError(f"patch must be an integer >= 1, got {patch}")
+        if inner.vocab_size != 2**patch:
+            raise ValueError(f"a patch of {patch} spins needs an inner vocabulary of {2**patch}, got {inner.vocab_size}")
+        self.inner = inner
+        self.patch = int(patch)
+
+    @property
+    def n_tokens(self) -> int:
+        return self.inner.n_tokens * self.patch
+
+    @property
+    def dtype(self):
+        return self.inner.dtype
+
+    def pack(self, tokens):
+        """Binary tokens ``(..., T)`` -> patch tokens ``(..., T / p)`` int32."""
+        tokens = jnp.asarray(tokens)
+        if tokens.shape[-1] != self.n_tokens:
+            raise ValueError(f"tokens must have last axis T = {self.n_tokens}, got shape {tokens.shape}")
+        bits = tokens.reshape(tokens.shape[:-1] + (self.inner.n_tokens, self.patch)).astype(jnp.int32)
+        return jnp.sum(bits << jnp.arange(self.patch - 1, -1, -1, dtype=jnp.int32), axis=-1)
+
+    def unpack(self, patches):
+        """Patch tokens ``(..., T / p)`` -> binary tokens ``(..., T)`` int32 (inverse of :meth:`pack`)."""
+        patches = jnp.asarray(patches, dtype=jnp.int32)
+        bits = (patches[..., None] >> jnp.arange(self.patch - 1, -1, -1, dtype=jnp.int32)) & 1
+        return bits.reshape(patches.shape[:-1] + (self.n_tokens,))
+
+    def log_prob(self, tokens):
+        """``log q(tokens)``: binary ``(T,)`` -> scalar."""
+        return self.inner.log_prob(self.pack(tokens))
+
+    def log_prob_batch(self, tokens):
+        """Binary ``(B, T)`` -> ``(B,)``."""
+        return self.inner.log_prob_batch(self.pack(tokens))
+
+    def sample(self, key, n: int, block_size: int | None = None):
+        """``n`` binary strings from the inner KV-cached sampler (``block_size`` in patch positions)."""
+        patches, log_q = self.inner.sample(key, n, block_size)
+        return self.unpack(patches), log_q
+
+    def sample_naive(self, key, n: int):
+        """Reference sampler; the same strings as :meth:`sample` for the same key."""
+        patches, log_q = self.inner.sample_naive(key, n)
+        return self.unpack(patches), log_q
+
+
 def _row_chunks(x, chunk: int):
     """``(B, ...)`` -> ``(ceil(B / chunk), chunk, ...)``, padded by repeating the last row."""
     n_chunks = -(-x.shape[0] // chunk)
@@ -464,11 +546,25 @@ def _log_prob_batch(model: TransformerProposal, tokens):
     return lax.map(model.log_prob, tokens, batch_size=TRAIN_CHUNK)
 
 
+def _chosen(log_cond, tokens):
+    """Log conditionals ``(..., V)`` and tokens ``(...)`` -> the log conditional of each token, ``(...)``."""
+    if log_cond.shape[-1] == 2:
+        return jnp.where(tokens == 1, log_cond[..., 1], log_cond[..., 0])
+    return jnp.take_along_axis(log_cond, tokens[..., None], axis=-1)[..., 0]
+
+
 def _draw(log_cond, u):
-    """Log conditionals ``(n, 2)`` and uniforms ``(n,)`` -> (tokens ``(n,)`` int32, their log prob ``(n,)``)."""
-    p_one = jnp.exp(log_cond[:, 1])
-    token = (u < p_one).astype(jnp.int32)
-    return token, jnp.where(token == 1, log_cond[:, 1], log_cond[:, 0])
+    """Log conditionals ``(n, V)`` and uniforms ``(n,)`` -> (tokens ``(n,)`` int32, their log prob ``(n,)``).
+
+    Inverse CDF: token ``c`` for ``P(t <= c - 1) <= u < P(t <= c)`` (the last value takes what
+    round-off leaves above the sum); binary tokens: 1 iff ``u < p(1)``.
+    """
+    if log_cond.shape[-1] == 2:
+        token = (u < jnp.exp(log_cond[:, 1])).astype(jnp.int32)
+    else:
+        below = jnp.cumsum(jnp.exp(log_cond[:, :-1]), axis=-1)  # P(t <= c), c < V - 1
+        token = jnp.sum(u[:, None] >= below, axis=-1).astype(jnp.int32)
+    return token, _chosen(log_cond, token)
 
 
 def default_block_size(n_tokens: int) -> int:
@@ -539,7 +635,7 @@ def _sample_naive(model: TransformerProposal, key, n: int):
     def step(carry, inputs):
         tokens, log_q = carry
         i, u_i = inputs
-        log_cond = lax.dynamic_index_in_dim(batched(tokens), i, axis=1, keepdims=False)  # (n, 2)
+        log_cond = lax.dynamic_index_in_dim(batched(tokens), i, axis=1, keepdims=False)  # (n, V)
         token, log_p = _draw(log_cond, u_i)
         tokens = lax.dynamic_update_index_in_dim(tokens, token, i, axis=1)
         return (tokens, log_q + log_p), None

@@ -67,6 +67,7 @@ from jax.scipy.special import logsumexp
 from nirbench.estimators import log_ess_from_sums
 from nirbench.profiling import timed
 from nirbench.proposal import (
+    PatchedProposal,
     ProductProposal,
     TransformerProposal,
     backward_train_step,
@@ -95,6 +96,8 @@ PROPOSAL_DTYPES = ("float32", "float64")
 #: the proposal's form over a K-tuple: one Transformer over its K N tokens (paper), or the product of
 #: one Transformer over N tokens applied to each configuration (:class:`nirbench.proposal.ProductProposal`)
 FACTORIZATIONS = ("joint", "product")
+#: most spins per proposal token (:class:`nirbench.proposal.PatchedProposal`; 2**8 token values)
+MAX_PATCH = 8
 
 
 @functools.cache
@@ -211,7 +214,7 @@ class NIRState(eqx.Module):
     """State of :class:`NIRSampler`: the proposal network, its Adam state, and the smoothed
     efficiency of the gate (``()`` float, ``nan`` before the first call)."""
 
-    proposal: TransformerProposal | ProductProposal
+    proposal: TransformerProposal | ProductProposal | PatchedProposal
     opt_state: optax.OptState
     efficiency_ema: jax.Array
 
@@ -252,6 +255,9 @@ class NIRSampler(Sampler):
         proposal_factorization: ``"joint"`` (paper: one Transformer over the ``K N`` tokens of a
             tuple) or ``"product"`` (:class:`nirbench.proposal.ProductProposal`: ``q = prod_k q_1(s_k)``
             with one Transformer over ``N`` tokens).
+        proposal_patch: spins per proposal token, ``p`` consecutive sites of one configuration read
+            as one of ``2**p`` values (:class:`nirbench.proposal.PatchedProposal`; 1: the paper's
+            binary tokens); ``p`` must divide ``N``, be at most ``MAX_PATCH``, and ``p_floor < 2**-p``.
 
     Stats: ``ess``, ``n_proposed`` (``n_rounds * B``), ``efficiency = ess / n_proposed``,
     ``nqs_update``, ``proposal_loss`` (last training step's loss; for ``"backward"`` the surrogate
@@ -283,6 +289,7 @@ class NIRSampler(Sampler):
     symmetry_chunk: int = eqx.field(static=True, default=64)
     proposal_dtype: str = eqx.field(static=True, default="float32")
     proposal_factorization: str = eqx.field(static=True, default="joint")
+    proposal_patch: int = eqx.field(static=True, default=1)
 
     def __check_init__(self):
         check_positive_int("batch_size", self.batch_size)
@@ -322,6 +329,15 @@ class NIRSampler(Sampler):
         check_positive_int("symmetry_chunk", self.symmetry_chunk)
         check_choice("proposal_dtype", self.proposal_dtype, PROPOSAL_DTYPES)
         check_choice("proposal_factorization", self.proposal_factorization, FACTORIZATIONS)
+        check_positive_int("proposal_patch", self.proposal_patch)
+        if self.proposal_patch > MAX_PATCH or self.n_sites % self.proposal_patch:
+            raise ValueError(
+                f"proposal_patch must divide N = {self.n_sites} and be at most {MAX_PATCH}, got {self.proposal_patch}"
+            )
+        if self.p_floor >= 2.0**-self.proposal_patch:
+            raise ValueError(
+                f"p_floor must be below 2**-proposal_patch = {2.0**-self.proposal_patch:g}, got {self.p_floor!r}"
+            )
         if self.symmetry_perms is not None:
             if len(self.symmetry_perms[0]) != self.n_sites:
                 raise ValueError(
@@ -373,20 +389,24 @@ class NIRSampler(Sampler):
         return dataclasses.replace(self, train_steps=0, retrain_steps=0)
 
     def init(
-        self, key, n_states: int, n_sites: int, proposal: TransformerProposal | ProductProposal | None = None
+        self, key, n_states: int, n_sites: int, proposal: TransformerProposal | ProductProposal | PatchedProposal | None = None
     ) -> NIRState:
         """A fresh proposal over ``T = K * N`` tokens (a :class:`ProductProposal` when
-        ``proposal_factorization="product"``), or the given one whatever its form, and its Adam state."""
+        ``proposal_factorization="product"``, read in patches of ``proposal_patch`` spins), or the given
+        one whatever its form, and its Adam state."""
         if (n_states, n_sites) != (self.n_states, self.n_sites):
             raise ValueError(
                 f"this NIRSampler was built for K={self.n_states}, N={self.n_sites}; got K={n_states}, N={n_sites}"
             )
         if proposal is None:
             product = self.proposal_factorization == "product"
+            patch = self.proposal_patch
             proposal = TransformerProposal(
-                self.n_sites if product else self.n_tokens, self.embed_dim, self.n_heads, self.n_layers,
-                self.p_floor, dtype=self.proposal_dtype, key=key,
+                (self.n_sites if product else self.n_tokens) // patch, self.embed_dim, self.n_heads,
+                self.n_layers, self.p_floor, vocab_size=2**patch, dtype=self.proposal_dtype, key=key,
             )  # fmt: skip
+            if patch > 1:
+                proposal = PatchedProposal(proposal, patch)
             if product:
                 proposal = ProductProposal(proposal, self.n_states)
         elif proposal.n_tokens != self.n_tokens:
