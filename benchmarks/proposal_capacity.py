@@ -17,12 +17,17 @@ The NQS is that of ``benchmarks/proposal_fit.py`` (the Metropolis run of
 output and shared with that benchmark). Variants: the proposal's size (32/2/4, the recipe's; 32/4/4, the
 paper's; 64/2/4, twice as wide), its form (the paper's joint Transformer over the 108 tokens of a
 tuple, or the product of one 36-token Transformer over the three configurations,
-``proposal_factorization="product"``), its Adam learning rate and the tuples per Adam step; every variant sees the same number of
-training tuples per block (``--blocks``, in units of 512). One CSV row per (variant, block):
-efficiency (mean over ``--calls`` frozen NIR calls of at most 8 batches of 512), the mean training
-loss over the block (negative log-likelihood per tuple, block-permuted) and the negative
-log-likelihood of 2048 held-out samples (uniform: 108 ln 2 = 74.86), with the seconds since the
-variant started.
+``proposal_factorization="product"``), its tokens (one spin each, or patches of ``p`` spins of a
+row as one of ``2**p`` values, ``proposal_patch``), its Adam learning rate, the tuples per Adam step,
+and its loss (maximum likelihood, or with a regression of ``log q`` on the NQS's exact
+``log |Psi|^2`` of the same samples added, :func:`fit_with_log_ratios`); every variant sees the same
+number of training tuples per block (``--blocks``, in units of 512). One CSV row per (variant,
+block): efficiency (mean over ``--calls`` frozen NIR calls of at most 8 batches of 512), the mean
+training loss over the block (negative log-likelihood per tuple, block-permuted, plus the
+regression term where there is one), the negative log-likelihood of 2048 held-out samples
+(uniform: 108 ln 2 = 74.86) and the standard deviation of ``log |Psi|^2 - log q`` on them, with the
+seconds since the variant started. ``--features-out`` adds a CSV of which structure (magnetisations,
+sites, bonds, all pairs) explains each variant's final misfit (:func:`misfit_features`).
 
     python benchmarks/proposal_capacity.py --out results/benchmarks/proposal_capacity.csv
 """
@@ -30,9 +35,12 @@ variant started.
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from pathlib import Path
+from typing import NamedTuple
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -41,24 +49,40 @@ from proposal_fit import trained_nqs
 
 from nirbench.io import write_csv_atomically
 from nirbench.models import batched_log_prob
-from nirbench.proposal import spins_to_tokens
+from nirbench.proposal import make_proposal_optimizer, random_block_permutation, spins_to_tokens
 from nirbench.samplers import make_sampler
 
-VARIANTS = {  # name: (embed_dim, layers, heads, Adam learning rate, tuples per Adam step, factorization, patch)
-    "32/2/4 lr 3e-3": (32, 2, 4, 3e-3, 512, "joint", 1),
-    "32/4/4 lr 3e-3": (32, 4, 4, 3e-3, 512, "joint", 1),
-    "64/2/4 lr 3e-3": (64, 2, 4, 3e-3, 512, "joint", 1),
-    "32/2/4 lr 1e-2": (32, 2, 4, 1e-2, 512, "joint", 1),
-    "32/2/4 lr 3e-3 minibatch 128": (32, 2, 4, 3e-3, 128, "joint", 1),
-    "32/2/4 lr 1e-2 minibatch 128": (32, 2, 4, 1e-2, 128, "joint", 1),
+
+class Variant(NamedTuple):
+    """A proposal and how it is fitted: size (embedding / layers / heads), Adam learning rate, tuples
+    per Adam step, form over the tuple, spins per token, and the weight ``lam`` of the log-ratio
+    regression added to the negative log-likelihood (``0``: maximum likelihood, NIR's forward KL)."""
+
+    embed_dim: int
+    layers: int
+    heads: int
+    lr: float
+    minibatch: int = 512
+    factorization: str = "joint"
+    patch: int = 1
+    log_ratio_weight: float = 0.0
+
+
+VARIANTS = {
+    "32/2/4 lr 3e-3": Variant(32, 2, 4, 3e-3),
+    "32/4/4 lr 3e-3": Variant(32, 4, 4, 3e-3),
+    "64/2/4 lr 3e-3": Variant(64, 2, 4, 3e-3),
+    "32/2/4 lr 1e-2": Variant(32, 2, 4, 1e-2),
+    "32/2/4 lr 3e-3 minibatch 128": Variant(32, 2, 4, 3e-3, 128),
+    "32/2/4 lr 1e-2 minibatch 128": Variant(32, 2, 4, 1e-2, 128),
     # one 36-token Transformer for a single configuration, q = prod_k q1(s_k) (ProductProposal)
-    "product 32/2/4 lr 3e-3": (32, 2, 4, 3e-3, 512, "product", 1),
+    "product 32/2/4 lr 3e-3": Variant(32, 2, 4, 3e-3, factorization="product"),
+    # the NQS's exact log |Psi|^2 on the samples used as well: NLL + lam Var(log q - log |Psi|^2) / 2
+    "32/2/4 lr 3e-3 log-ratio 1": Variant(32, 2, 4, 3e-3, log_ratio_weight=1.0),
     # patches of p spins of one row as one token of 2^p values (PatchedProposal): 108 / p positions
-    "patch 3 32/2/4 lr 3e-3": (32, 2, 4, 3e-3, 512, "joint", 3),
-    "patch 6 32/2/4 lr 3e-3": (32, 2, 4, 3e-3, 512, "joint", 6),
-    "patch 6 64/2/4 lr 3e-3": (64, 2, 4, 3e-3, 512, "joint", 6),
-    "patch 6 64/2/4 lr 1e-3": (64, 2, 4, 1e-3, 512, "joint", 6),
-    "patch 6 128/2/8 lr 1e-3": (128, 2, 8, 1e-3, 512, "joint", 6),
+    "patch 3 32/2/4 lr 3e-3": Variant(32, 2, 4, 3e-3, patch=3),
+    "patch 6 32/2/4 lr 3e-3": Variant(32, 2, 4, 3e-3, patch=6),
+    "patch 6 64/2/4 lr 1e-3": Variant(64, 2, 4, 1e-3, patch=6),
 }
 
 
@@ -77,6 +101,8 @@ def main() -> None:
     parser.add_argument(
         "--plot", default="figures/benchmarks/proposal_capacity.png", help="figure (PNG), '' for none"
     )
+    parser.add_argument("--features-out", default="",
+                        help="CSV of what explains each variant's final misfit log(|Psi|^2 / q) (misfit_features); '' for none")  # fmt: skip
     parser.add_argument("--replot", action="store_true", help="only draw the figure from --out")
     args = parser.parse_args()
     if args.replot:
@@ -95,25 +121,28 @@ def main() -> None:
     train, heldout = samples.configs[:-n_heldout], samples.configs[-n_heldout:]
     # rows of the variants not rerun are kept from an earlier run of the same file
     kept = pd.read_csv(args.out) if Path(args.out).exists() else pd.DataFrame(columns=["variant"])
-    if "factorization" not in kept.columns:  # rows written before the product variant existed
-        kept["factorization"] = "joint"
-    if "patch" not in kept.columns:  # rows written before the patched variants existed
-        kept["patch"] = 1
+    for column, before in (("factorization", "joint"), ("patch", 1), ("log_ratio_weight", 0.0), ("samples", 16384)):
+        if column not in kept.columns:  # rows written before the column existed
+            kept[column] = before
     rows = kept[~kept["variant"].isin(args.variants)].to_dict("records")
+    feature_rows = []
     for name in args.variants:
-        dim, layers, heads, lr, minibatch, factorization, patch = VARIANTS[name]
+        v = VARIANTS[name]
         sampler = make_sampler(
-            "nir", hamiltonian, 512, n_states=3, embed_dim=dim, n_layers=layers, n_heads=heads,
-            learning_rate=lr, alpha_eff=0.0, max_rounds=8, proposal_factorization=factorization,
-            proposal_patch=patch,
+            "nir", hamiltonian, 512, n_states=3, embed_dim=v.embed_dim, n_layers=v.layers, n_heads=v.heads,
+            learning_rate=v.lr, alpha_eff=0.0, max_rounds=8, proposal_factorization=v.factorization,
+            proposal_patch=v.patch,
         )  # fmt: skip
         frozen = sampler.frozen()
         state = sampler.init(jax.random.key(2), 3, hamiltonian.n_sites)
         done, key, start = 0, jax.random.key(3), time.perf_counter()
         for block in args.blocks:
             key, key_train = jax.random.split(key)
-            steps = (block - done) * 512 // minibatch
-            state, losses = sampler.pretrain(state, train, key_train, steps, batch_size=minibatch)
+            steps = (block - done) * 512 // v.minibatch
+            if v.log_ratio_weight:
+                state, losses = fit_with_log_ratios(sampler, state, target, train, key_train, steps, v)
+            else:
+                state, losses = sampler.pretrain(state, train, key_train, steps, batch_size=v.minibatch)
             done = block
             efficiencies = []
             for call_key in jax.random.split(jax.random.fold_in(key, 7), args.calls):
@@ -121,21 +150,111 @@ def main() -> None:
                 efficiencies.append(call["efficiency"])
             heldout_nll = -float(jnp.mean(state.proposal.log_prob_batch(spins_to_tokens(heldout))))
             rows.append({
-                "variant": name, "proposal": f"{dim}/{layers}/{heads}", "factorization": factorization,
-                "patch": patch, "proposal_lr": lr, "minibatch": minibatch,
-                "tuples_trained": block * 512, "adam_steps": block * 512 // minibatch,
+                "variant": name, "proposal": f"{v.embed_dim}/{v.layers}/{v.heads}",
+                "factorization": v.factorization, "patch": v.patch, "log_ratio_weight": v.log_ratio_weight,
+                "proposal_lr": v.lr, "minibatch": v.minibatch, "samples": args.samples,
+                "tuples_trained": block * 512, "adam_steps": block * 512 // v.minibatch,
                 "efficiency": float(np.mean(efficiencies)), "efficiency_min": float(np.min(efficiencies)),
                 "efficiency_max": float(np.max(efficiencies)),
                 "train_nll": float(np.mean(losses)) if len(losses) else float("nan"), "heldout_nll": heldout_nll,
+                "heldout_std_log_ratio": float(np.std(log_ratios(target, state.proposal, heldout))),
                 "seconds": time.perf_counter() - start,
             })  # fmt: skip
             print(f"{name} after {block * 512:6d} tuples: efficiency {rows[-1]['efficiency']:.4f} "
                   f"(min {rows[-1]['efficiency_min']:.4f}), held-out NLL {heldout_nll:.2f}, "
-                  f"{rows[-1]['seconds']:.0f} s", flush=True)  # fmt: skip
+                  f"std log(p/q) {rows[-1]['heldout_std_log_ratio']:.2f}, {rows[-1]['seconds']:.0f} s", flush=True)  # fmt: skip
             write_csv_atomically(pd.DataFrame(rows), args.out)
+        if args.features_out:
+            feature_rows += misfit_features(target, state.proposal, train, heldout, name)
+            write_csv_atomically(pd.DataFrame(feature_rows), args.features_out)
     print(f"wrote {args.out}")
     if args.plot:
         plot(pd.DataFrame(rows), args.plot)
+
+
+def log_ratios(nqs, proposal, configs, chunk: int = 1024) -> np.ndarray:
+    """``log |Psi|^2 - log q`` (unnormalised) of configurations ``(M, K, N)`` -> ``(M,)``, in chunks."""
+    return np.concatenate([
+        np.asarray(batched_log_prob(nqs, configs[i : i + chunk]))
+        - np.asarray(proposal.log_prob_batch(spins_to_tokens(configs[i : i + chunk])), dtype=np.float64)
+        for i in range(0, configs.shape[0], chunk)
+    ])  # fmt: skip
+
+
+@eqx.filter_jit
+def _log_ratio_step(proposal, opt_state, optimizer, tokens, log_p, weight):
+    """One Adam step on ``-mean log q + weight Var(log q - log_p) / 2`` over tokens ``(B, T)``."""
+
+    def loss(proposal):
+        log_q = proposal.log_prob_batch(tokens)
+        return -jnp.mean(log_q) + 0.5 * weight * jnp.var(log_q - log_p.astype(log_q.dtype))
+
+    value, grads = eqx.filter_value_and_grad(loss)(proposal)
+    updates, opt_state = optimizer.update(grads, opt_state, eqx.filter(proposal, eqx.is_inexact_array))
+    return eqx.apply_updates(proposal, updates), opt_state, value
+
+
+def fit_with_log_ratios(sampler, state, nqs, configs, key, n_steps: int, v: Variant):
+    """``n_steps`` Adam steps on minibatches of ``configs`` ``(M, K, N)`` (samples of the NQS) of the
+    negative log-likelihood plus ``v.log_ratio_weight`` times half the variance of ``log q - log |Psi|^2``
+    over the minibatch: a regression of ``log q`` on the NQS's exact log-density (its unknown
+    normalisation drops out of the variance), which maximum likelihood on the samples ignores. The
+    blocks are permuted as in NIR (``|Psi|^2`` is symmetric in them). Returns ``(state, losses)``."""
+    configs = jnp.asarray(configs, dtype=jnp.int8)
+    log_p = jnp.concatenate([batched_log_prob(nqs, configs[i : i + 1024]) for i in range(0, configs.shape[0], 1024)])
+    optimizer = make_proposal_optimizer(v.lr)
+    proposal, opt_state, losses = state.proposal, state.opt_state, []
+    for _ in range(int(n_steps)):
+        key, key_pick, key_perm = jax.random.split(key, 3)
+        rows = jax.random.choice(key_pick, configs.shape[0], (v.minibatch,), replace=False)
+        tokens = random_block_permutation(key_perm, spins_to_tokens(configs[rows]), sampler.n_states, sampler.n_sites)
+        proposal, opt_state, loss = _log_ratio_step(proposal, opt_state, optimizer, tokens, log_p[rows], v.log_ratio_weight)
+        losses.append(float(loss))
+    return type(state)(proposal, opt_state, state.efficiency_ema), np.array(losses)
+
+
+def misfit_features(nqs, proposal, train, heldout, variant: str) -> list[dict]:
+    """Which structure of the configurations explains the log-ratio ``r = log |Psi|^2 - log q`` of a
+    fitted proposal, against ``log |Psi|^2`` and ``log q`` themselves: least squares on feature sets
+    summed over the K configurations (so symmetric in their order) fitted on ``train``, the fraction
+    of variance explained on ``heldout`` (``(M, K, N)`` each). Feature sets: the magnetisations
+    (sorted ``m_k``, ``|m_k|``, products ``m_k m_l``, ``sum m_k^2``, ``sum m_k^4``), the sites
+    (``sum_k s_ki``), the nearest-neighbour bonds (``sum_k s_ki s_kj``), every pair ``i < j`` (a
+    Jastrow form), and every pair with the sites and magnetisations. The lattice is square, sites
+    ``x * L + y`` (``nirbench.lattice``)."""
+    configs = np.concatenate([np.asarray(train), np.asarray(heldout)]).astype(np.float64)
+    n_train, n_sites = len(train), configs.shape[2]
+    log_p = np.concatenate([np.asarray(batched_log_prob(nqs, jnp.asarray(configs[i : i + 1024], jnp.int8)))
+                            for i in range(0, len(configs), 1024)])  # fmt: skip
+    log_q = log_p - log_ratios(nqs, proposal, jnp.asarray(configs, jnp.int8))
+    side = math.isqrt(n_sites)
+    bonds = [(x * side + y, (x + 1) * side + y) for x in range(side - 1) for y in range(side)]
+    bonds += [(x * side + y, x * side + y + 1) for x in range(side) for y in range(side - 1)]
+    m = configs.mean(axis=2)
+    upper = np.triu_indices(n_sites, 1)
+    magnetisation = np.concatenate([np.sort(m, 1), np.sort(np.abs(m), 1), (m[:, :, None] * m[:, None, :]).reshape(len(m), -1),
+                                    (m**2).sum(1, keepdims=True), (m**4).sum(1, keepdims=True)], axis=1)  # fmt: skip
+    pairs = np.einsum("mki,mkj->mij", configs, configs)[:, upper[0], upper[1]]
+    sites = configs.sum(axis=1)
+    feature_sets = {
+        "magnetisation": magnetisation,
+        "sites": sites,
+        "nearest-neighbour bonds": np.stack([(configs[:, :, i] * configs[:, :, j]).sum(1) for i, j in bonds], 1),
+        "all pairs (Jastrow)": pairs,
+        "all pairs + sites + magnetisation": np.concatenate([pairs, sites, magnetisation], axis=1),
+    }
+    rows = []
+    for quantity, y in (("log-ratio r", log_p - log_q), ("log |Psi|^2", log_p), ("log q", log_q)):
+        for name, x in feature_sets.items():
+            x = np.concatenate([np.ones((len(x), 1)), x], axis=1)
+            coefficients, *_ = np.linalg.lstsq(x[:n_train], y[:n_train], rcond=None)
+            residual = y - x @ coefficients
+            rows.append({"variant": variant, "quantity": quantity, "features": name, "n_features": x.shape[1] - 1,
+                         "heldout_std": float(np.std(y[n_train:])),
+                         "r2_train": float(1 - np.var(residual[:n_train]) / np.var(y[:n_train])),
+                         "r2_heldout": float(1 - np.var(residual[n_train:]) / np.var(y[n_train:]))})  # fmt: skip
+            print(f"{variant}: {quantity} on {name}: held-out R^2 {rows[-1]['r2_heldout']:.3f}", flush=True)
+    return rows
 
 
 def plot(frame: pd.DataFrame, path: str) -> None:

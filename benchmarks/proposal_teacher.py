@@ -125,9 +125,9 @@ def main() -> None:
     checkpoints = Path(args.out).parent / "checkpoints" / "proposal_fit"
     nqs, hamiltonian = trained_nqs([args.target], checkpoints)
     n_sites, n_heldout = hamiltonian.n_sites, 2048
-    dim, layers, heads, lr, minibatch, factorization = VARIANTS[args.variant]
-    if factorization != "joint":
-        raise SystemExit("the teacher-student control takes a joint proposal")
+    dim, layers, heads, lr, minibatch, factorization, patch, log_ratio_weight = VARIANTS[args.variant]
+    if (factorization, patch, log_ratio_weight) != ("joint", 1, 0.0):
+        raise SystemExit("the teacher-student control takes a joint proposal of binary tokens fitted by maximum likelihood")
     mcmc = make_sampler(
         "mcmc", hamiltonian, args.samples + n_heldout, n_chains=512, n_warmup=400, thinning=10
     )
