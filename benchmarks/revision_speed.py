@@ -19,6 +19,8 @@ Cases (flat options, valid at every revision since 248719e unless noted):
 
 * ``tfi4x4_k3_248719e``: 4x4 periodic TFI, g = 3, K = 3, NIR, MLP 64 x 3, batch 512, as in
   ``benchmarks/accuracy/tfi4x4_g3_k3_nir.yaml`` at commit 248719e (the reference of issue 16);
+* ``tfi4x4_k3_248719e_patch4``: the same with ``proposal_patch: 4`` (a row of 4 spins per proposal
+  token, 12 positions per tuple instead of 48); not known at 248719e;
 * ``j1j2_4x4``: ``config/recipes/j1j2_nir.yaml`` on the 4x4 periodic lattice, J2 = 0.5
   (the symmetric ResCNN, 16 network calls per configuration);
 * ``tfi4x4_k3_recipe``: ``config/recipes/tfi_multistate_nir.yaml`` (weighted proposal training,
@@ -45,13 +47,16 @@ RECIPES = Path(__file__).resolve().parents[1] / "config" / "recipes"
 TFI_4X4 = {"model": "tfi", "lx": 4, "ly": 4, "bc": "periodic", "g": 3.0, "states": 3}
 TFI_6X6 = {"model": "tfi", "lx": 6, "ly": 6, "bc": "open", "g": 1.0, "states": 3}
 J1J2_4X4 = {"model": "j1j2", "lx": 4, "ly": 4, "bc": "periodic", "j2": 0.5, "states": 1}
+TFI_4X4_K3_248719E = {
+    **TFI_4X4, "net": "mlp", "width": 64, "depth": 3, "batch": 512, "optimizer": "sgd", "diag_shift": 1e-4,
+    "sampler": "nir", "steps": 400, "lr": 0.08, "lr_final": 0.003,
+    "lr_warmup": 30, "proposal_dim": 32, "proposal_layers": 2, "proposal_heads": 4,
+    "proposal_lr": 0.003, "proposal_train_steps": 2,
+}  # fmt: skip
 CASES = {
-    "tfi4x4_k3_248719e": {
-        **TFI_4X4, "net": "mlp", "width": 64, "depth": 3, "batch": 512, "optimizer": "sgd", "diag_shift": 1e-4,
-        "sampler": "nir", "steps": 400, "lr": 0.08, "lr_final": 0.003,
-        "lr_warmup": 30, "proposal_dim": 32, "proposal_layers": 2, "proposal_heads": 4,
-        "proposal_lr": 0.003, "proposal_train_steps": 2,
-    },
+    "tfi4x4_k3_248719e": TFI_4X4_K3_248719E,
+    # the same with the proposal reading a row of 4 spins as one token (proposal_patch; not at 248719e)
+    "tfi4x4_k3_248719e_patch4": {**TFI_4X4_K3_248719E, "proposal_patch": 4},
     # the recipes as they are now, flattened (older revisions read flat options only)
     "j1j2_4x4": {**read_options_file(RECIPES / "j1j2_nir.yaml"), **J1J2_4X4},
     "tfi4x4_k3_recipe": {**read_options_file(RECIPES / "tfi_multistate_nir.yaml"), **TFI_4X4},
