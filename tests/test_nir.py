@@ -173,28 +173,41 @@ def test_nir_with_a_product_proposal_is_exact_and_learns_the_marginal(target):
     )
     state = sampler.init(jax.random.key(4), K, N)
     assert isinstance(state.proposal, ProductProposal) and state.proposal.single.n_tokens == N
-    proposal, opt_state = state.proposal, state.opt_state
-    tokens, weights = spins_to_tokens(configs), jnp.asarray(probs)
-    for _ in range(300):
-        proposal, opt_state, _ = train_step(proposal, opt_state, sampler.optimizer, tokens, weights)
+    proposal = fitted_to_exact(sampler, state, configs, probs)
     # the marginal of |Psi|^2 over one configuration (the same for both: Psi is symmetric in them)
     singles, inverse = np.unique(np.asarray(configs[:, 0, :]), axis=0, return_inverse=True)
     marginal = np.bincount(inverse.ravel(), weights=probs, minlength=len(singles))
     q_single = np.exp(np.asarray(proposal.single.log_prob_batch(spins_to_tokens(singles[:, None, :]))))
     assert 0.5 * np.abs(q_single - marginal).sum() < 1e-3  # total variation
-    q_tuples = np.exp(np.asarray(proposal.log_prob_batch(tokens)))
+    q_tuples = np.exp(np.asarray(proposal.log_prob_batch(spins_to_tokens(configs))))
     exact_efficiency = 1.0 / np.sum(probs**2 / q_tuples)
     assert 0.3 < exact_efficiency < 0.95  # the determinant's correlations are left to the weights
 
+    counts, efficiency = frozen_histogram(sampler, nqs, proposal, probs)
+    assert counts[probs < 1e-20].sum() == 0
+    assert chi_square_pvalue(counts, probs) > P_MIN
+    assert abs(efficiency / exact_efficiency - 1) < 0.03
+
+
+def fitted_to_exact(sampler, state, configs, probs, steps: int = 300):
+    """``state``'s proposal after ``steps`` full-batch Adam steps of the forward KL to the exact ``|Psi|^2``."""
+    proposal, opt_state = state.proposal, state.opt_state
+    tokens, weights = spins_to_tokens(configs), jnp.asarray(probs)
+    for _ in range(steps):
+        proposal, opt_state, _ = train_step(proposal, opt_state, sampler.optimizer, tokens, weights)
+    return proposal
+
+
+def frozen_histogram(sampler, nqs, proposal, probs, calls: int = 4):
+    """Counts over the enumerated tuples of ``calls`` frozen NIR calls with ``proposal`` (keys 30, 31,
+    ...), and their mean efficiency."""
     state = sampler.init(jax.random.key(4), K, N, proposal=proposal)
     counts, efficiencies = np.zeros(probs.size), []
-    for seed in range(4):
+    for seed in range(calls):
         batch, state, stats = sampler.frozen().sample(batched_log_prob, nqs, state, jax.random.key(30 + seed))
         efficiencies.append(stats["efficiency"])
         counts += histogram(batch.configs)
-    assert counts[probs < 1e-20].sum() == 0
-    assert chi_square_pvalue(counts, probs) > P_MIN
-    assert abs(np.mean(efficiencies) / exact_efficiency - 1) < 0.03
+    return counts, float(np.mean(efficiencies))
 
 
 def test_nir_with_patched_tokens_is_exact(target):
@@ -206,23 +219,15 @@ def test_nir_with_patched_tokens_is_exact(target):
     state = sampler.init(jax.random.key(4), K, N)
     assert isinstance(state.proposal, PatchedProposal) and state.proposal.inner.n_tokens == K * N // 2
     assert state.proposal.inner.vocab_size == 4
-    proposal, opt_state = state.proposal, state.opt_state
-    tokens, weights = spins_to_tokens(configs), jnp.asarray(probs)
-    for _ in range(300):
-        proposal, opt_state, _ = train_step(proposal, opt_state, sampler.optimizer, tokens, weights)
-    q_tuples = np.exp(np.asarray(proposal.log_prob_batch(tokens)))
+    proposal = fitted_to_exact(sampler, state, configs, probs)
+    q_tuples = np.exp(np.asarray(proposal.log_prob_batch(spins_to_tokens(configs))))
     exact_efficiency = 1.0 / np.sum(probs**2 / q_tuples)
     assert exact_efficiency > 0.8
 
-    state = sampler.init(jax.random.key(4), K, N, proposal=proposal)
-    counts, efficiencies = np.zeros(probs.size), []
-    for seed in range(4):
-        batch, state, stats = sampler.frozen().sample(batched_log_prob, nqs, state, jax.random.key(30 + seed))
-        efficiencies.append(stats["efficiency"])
-        counts += histogram(batch.configs)
+    counts, efficiency = frozen_histogram(sampler, nqs, proposal, probs)
     assert counts[probs < 1e-20].sum() == 0
     assert chi_square_pvalue(counts, probs) > P_MIN
-    assert abs(np.mean(efficiencies) / exact_efficiency - 1) < 0.05
+    assert abs(efficiency / exact_efficiency - 1) < 0.05
 
 
 def test_nir_importance_mode_weighted_histogram(target):
