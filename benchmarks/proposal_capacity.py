@@ -119,6 +119,8 @@ def main() -> None:
     samples, _, stats = mcmc.sample(batched_log_prob, target, chains, jax.random.key(1))
     print(f"Metropolis samples of NQS update {args.target}: acceptance {stats['acceptance']:.3f}", flush=True)
     train, heldout = samples.configs[:-n_heldout], samples.configs[-n_heldout:]
+    # the NQS is fixed: its log |Psi|^2 on the samples, once
+    train_log_p, heldout_log_p = nqs_log_probs(target, train), nqs_log_probs(target, heldout)
     # rows of the variants not rerun are kept from an earlier run of the same file
     kept = pd.read_csv(args.out) if Path(args.out).exists() else pd.DataFrame(columns=["variant"])
     for column, before in (("factorization", "joint"), ("patch", 1), ("log_ratio_weight", 0.0), ("samples", 16384)):
@@ -140,7 +142,7 @@ def main() -> None:
             key, key_train = jax.random.split(key)
             steps = (block - done) * 512 // v.minibatch
             if v.log_ratio_weight:
-                state, losses = fit_with_log_ratios(sampler, state, target, train, key_train, steps, v)
+                state, losses = fit_with_log_ratios(sampler, state, train, train_log_p, key_train, steps, v)
             else:
                 state, losses = sampler.pretrain(state, train, key_train, steps, batch_size=v.minibatch)
             done = block
@@ -157,7 +159,7 @@ def main() -> None:
                 "efficiency": float(np.mean(efficiencies)), "efficiency_min": float(np.min(efficiencies)),
                 "efficiency_max": float(np.max(efficiencies)),
                 "train_nll": float(np.mean(losses)) if len(losses) else float("nan"), "heldout_nll": heldout_nll,
-                "heldout_std_log_ratio": float(np.std(log_ratios(target, state.proposal, heldout))),
+                "heldout_std_log_ratio": float(np.std(heldout_log_p - proposal_log_probs(state.proposal, heldout))),
                 "seconds": time.perf_counter() - start,
             })  # fmt: skip
             print(f"{name} after {block * 512:6d} tuples: efficiency {rows[-1]['efficiency']:.4f} "
@@ -165,20 +167,24 @@ def main() -> None:
                   f"std log(p/q) {rows[-1]['heldout_std_log_ratio']:.2f}, {rows[-1]['seconds']:.0f} s", flush=True)  # fmt: skip
             write_csv_atomically(pd.DataFrame(rows), args.out)
         if args.features_out:
-            feature_rows += misfit_features(target, state.proposal, train, heldout, name)
+            feature_rows += misfit_features(state.proposal, train, heldout, train_log_p, heldout_log_p, name)
             write_csv_atomically(pd.DataFrame(feature_rows), args.features_out)
     print(f"wrote {args.out}")
     if args.plot:
         plot(pd.DataFrame(rows), args.plot)
 
 
-def log_ratios(nqs, proposal, configs, chunk: int = 1024) -> np.ndarray:
-    """``log |Psi|^2 - log q`` (unnormalised) of configurations ``(M, K, N)`` -> ``(M,)``, in chunks."""
-    return np.concatenate([
-        np.asarray(batched_log_prob(nqs, configs[i : i + chunk]))
-        - np.asarray(proposal.log_prob_batch(spins_to_tokens(configs[i : i + chunk])), dtype=np.float64)
-        for i in range(0, configs.shape[0], chunk)
-    ])  # fmt: skip
+def nqs_log_probs(nqs, configs, chunk: int = 1024) -> np.ndarray:
+    """Unnormalised ``log |Psi|^2`` of configurations ``(M, K, N)`` -> ``(M,)`` float64, in chunks."""
+    configs = jnp.asarray(configs, dtype=jnp.int8)
+    return np.concatenate([np.asarray(batched_log_prob(nqs, configs[i : i + chunk])) for i in range(0, len(configs), chunk)])
+
+
+def proposal_log_probs(proposal, configs, chunk: int = 1024) -> np.ndarray:
+    """``log q`` of configurations ``(M, K, N)`` -> ``(M,)`` float64, in chunks."""
+    configs = jnp.asarray(configs, dtype=jnp.int8)
+    return np.concatenate([np.asarray(proposal.log_prob_batch(spins_to_tokens(configs[i : i + chunk])), dtype=np.float64)
+                           for i in range(0, len(configs), chunk)])  # fmt: skip
 
 
 @eqx.filter_jit
@@ -194,14 +200,14 @@ def _log_ratio_step(proposal, opt_state, optimizer, tokens, log_p, weight):
     return eqx.apply_updates(proposal, updates), opt_state, value
 
 
-def fit_with_log_ratios(sampler, state, nqs, configs, key, n_steps: int, v: Variant):
-    """``n_steps`` Adam steps on minibatches of ``configs`` ``(M, K, N)`` (samples of the NQS) of the
+def fit_with_log_ratios(sampler, state, configs, log_p, key, n_steps: int, v: Variant):
+    """``n_steps`` Adam steps on minibatches of ``configs`` ``(M, K, N)`` (samples of the NQS, whose
+    ``log |Psi|^2`` are ``log_p`` ``(M,)``) of the
     negative log-likelihood plus ``v.log_ratio_weight`` times half the variance of ``log q - log |Psi|^2``
     over the minibatch: a regression of ``log q`` on the NQS's exact log-density (its unknown
     normalisation drops out of the variance), which maximum likelihood on the samples ignores. The
     blocks are permuted as in NIR (``|Psi|^2`` is symmetric in them). Returns ``(state, losses)``."""
-    configs = jnp.asarray(configs, dtype=jnp.int8)
-    log_p = jnp.concatenate([batched_log_prob(nqs, configs[i : i + 1024]) for i in range(0, configs.shape[0], 1024)])
+    configs, log_p = jnp.asarray(configs, dtype=jnp.int8), jnp.asarray(log_p)
     optimizer = make_proposal_optimizer(v.lr)
     proposal, opt_state, losses = state.proposal, state.opt_state, []
     for _ in range(int(n_steps)):
@@ -213,20 +219,19 @@ def fit_with_log_ratios(sampler, state, nqs, configs, key, n_steps: int, v: Vari
     return type(state)(proposal, opt_state, state.efficiency_ema), np.array(losses)
 
 
-def misfit_features(nqs, proposal, train, heldout, variant: str) -> list[dict]:
+def misfit_features(proposal, train, heldout, train_log_p, heldout_log_p, variant: str) -> list[dict]:
     """Which structure of the configurations explains the log-ratio ``r = log |Psi|^2 - log q`` of a
     fitted proposal, against ``log |Psi|^2`` and ``log q`` themselves: least squares on feature sets
     summed over the K configurations (so symmetric in their order) fitted on ``train``, the fraction
     of variance explained on ``heldout`` (``(M, K, N)`` each). Feature sets: the magnetisations
     (sorted ``m_k``, ``|m_k|``, products ``m_k m_l``, ``sum m_k^2``, ``sum m_k^4``), the sites
     (``sum_k s_ki``), the nearest-neighbour bonds (``sum_k s_ki s_kj``), every pair ``i < j`` (a
-    Jastrow form), and every pair with the sites and magnetisations. The lattice is square, sites
-    ``x * L + y`` (``nirbench.lattice``)."""
+    Jastrow form), and every pair with the sites and magnetisations. ``*_log_p``: the NQS's
+    ``log |Psi|^2`` on them. The lattice is square, sites ``x * L + y`` (``nirbench.lattice``)."""
     configs = np.concatenate([np.asarray(train), np.asarray(heldout)]).astype(np.float64)
     n_train, n_sites = len(train), configs.shape[2]
-    log_p = np.concatenate([np.asarray(batched_log_prob(nqs, jnp.asarray(configs[i : i + 1024], jnp.int8)))
-                            for i in range(0, len(configs), 1024)])  # fmt: skip
-    log_q = log_p - log_ratios(nqs, proposal, jnp.asarray(configs, jnp.int8))
+    log_p = np.concatenate([train_log_p, heldout_log_p])
+    log_q = proposal_log_probs(proposal, configs)
     side = math.isqrt(n_sites)
     bonds = [(x * side + y, (x + 1) * side + y) for x in range(side - 1) for y in range(side)]
     bonds += [(x * side + y, x * side + y + 1) for x in range(side) for y in range(side - 1)]
