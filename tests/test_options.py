@@ -8,7 +8,14 @@ import pytest
 import yaml
 
 from nirbench.cli import build_parser, main
-from nirbench.options import SECTIONS, VMCConfig, flatten_sections, nest_sections, read_options_file
+from nirbench.options import (
+    SECTIONS,
+    VMCConfig,
+    flatten_sections,
+    nest_sections,
+    read_options_file,
+    sampler_options,
+)
 
 RECIPES = sorted((Path(__file__).parents[1] / "config" / "recipes").glob("*.yaml"))
 SYSTEM = {"lx": 4, "ly": 4, "bc": "open"}
@@ -72,3 +79,15 @@ def test_check_config_prints_the_resolved_options_by_section_and_runs_nothing(tm
     assert main(args) == 2
     assert "needs --out" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("flag", "lx", "ly", "sites"), [("column", 4, 3, 3), ("column", 3, 2, 2), ("2", 3, 2, 2)])
+def test_proposal_patch_is_a_number_or_a_column_of_the_lattice(flag, lx, ly, sites, capsys):
+    """``--proposal-patch column`` gives each proposal token the ``ly`` sites of one column (sites
+    ``x * ly + y``), whatever the lattice; a number is taken as it is."""
+    args = ["vmc", "--lx", str(lx), "--ly", str(ly), "--bc", "open", "--model", "tfi", "--sampler", "nir"]
+    assert main([*args, "--proposal-patch", flag, "--check-config"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    config = VMCConfig.from_dict(printed)
+    assert printed["nir"]["proposal_patch"] == (flag if flag == "column" else int(flag))
+    assert config.patch_sites == sites == sampler_options(config)["proposal_patch"]

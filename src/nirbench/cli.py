@@ -92,18 +92,23 @@ def _add_vmc(subparsers) -> None:
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --checkpoint-dir")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     groups = {name: parser.add_argument_group(f"{name} options", about) for name, about in SECTIONS.items()}
-    types = {"int": int, "float": float, "str": str}
+    types = {"int": int, "float": float, "str": str, "int | str": _int_or_word}
     for f in fields(VMCConfig):
         if f.name == "extra":
             continue
         group = groups[f.metadata["section"]]
         flag = "--" + f.name.replace("_", "-")
-        base = str(f.type).split(" |")[0]
+        base = str(f.type).removesuffix(" | None")
         if base == "bool":
             group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f.metadata["help"])
         else:
             default = "" if f.default is None or f.default is MISSING else f" (default {f.default})"
             group.add_argument(flag, type=types[base], default=None, help=f.metadata["help"] + default)
+
+
+def _int_or_word(text: str) -> int | str:
+    """A flag that takes a number or a word (``--proposal-patch 4``, ``--proposal-patch column``)."""
+    return int(text) if text.lstrip("-").isdigit() else text
 
 
 def check_output_paths(outputs: dict, inputs: dict | None = None, outside: str | None = None) -> None:

@@ -52,6 +52,10 @@ def option(section: str, default=_REQUIRED, help: str = ""):
     return field(default=default, metadata=metadata)
 
 
+#: the Python types of the annotations of :class:`VMCConfig`'s fields (an ``int`` option refuses a ``bool``)
+_TYPES = {"int": int, "float": (int, float), "bool": bool, "str": str}
+#: ``proposal_patch``'s word for one column of the lattice (``ly`` spins) per proposal token
+PATCH_COLUMN = "column"
 #: the units of ``lr`` and ``lr_final`` (VMCConfig.lr_units)
 LR_UNITS = ("absolute", "energy")
 #: The options that say what is simulated and how it is labelled: the system, the sampler, the seed
@@ -155,10 +159,10 @@ class VMCConfig:
         "joint",
         "NIR proposal over a K-tuple: joint (one Transformer over its K*N tokens, paper) or product (one Transformer over N tokens for each of the K configurations, q = prod_k q1(s_k))",
     )
-    proposal_patch: int = option(
+    proposal_patch: int | str = option(
         "nir",
         1,
-        "NIR proposal: spins per token, p consecutive sites of one configuration read as one of 2^p values (1: binary tokens, paper; p must divide N, at most 8)",
+        "NIR proposal: spins per token, p consecutive sites of one configuration read as one of 2^p values (1: binary tokens, paper; p must divide N, at most 8), or 'column': the ly sites of one column x, whatever the lattice",
     )
     p_floor: float = option(
         "nir", 1e-4, "floor on every conditional probability of the proposal, in [0, 2^-proposal_patch)"
@@ -234,11 +238,9 @@ class VMCConfig:
             value = getattr(self, f.name)
             if f.name == "extra" or value is None:
                 continue
-            kind = {"int": int, "float": (int, float), "bool": bool, "str": str}.get(
-                str(f.type).split(" |")[0]
-            )
-            if kind is not None and (
-                not isinstance(value, kind) or (kind is int and isinstance(value, bool))
+            kinds = [_TYPES[name] for name in str(f.type).split(" | ") if name in _TYPES]
+            if kinds and not any(
+                isinstance(value, kind) and not (kind is int and isinstance(value, bool)) for kind in kinds
             ):
                 raise ValueError(f"VMC option {f.name!r} must be of type {f.type!s}, got {value!r}")
         if self.net not in NETS:
@@ -281,6 +283,16 @@ class VMCConfig:
             raise ValueError(f"trust_floor must be in [0, 1), got {self.trust_floor}")
         if not 0 <= self.gate_smoothing < 1:
             raise ValueError(f"gate_smoothing must be in [0, 1), got {self.gate_smoothing}")
+        if isinstance(self.proposal_patch, str) and self.proposal_patch != PATCH_COLUMN:
+            raise ValueError(
+                f"proposal_patch must be a number of spins or {PATCH_COLUMN!r}, got {self.proposal_patch!r}"
+            )
+
+    @property
+    def patch_sites(self) -> int:
+        """The spins per proposal token: ``proposal_patch``, or ``ly`` (one column; sites are
+        numbered ``x * ly + y``, so a column is ``ly`` consecutive sites) for ``'column'``."""
+        return self.ly if self.proposal_patch == PATCH_COLUMN else self.proposal_patch
 
     def learning_rate(self, energy_scale: float | None = None) -> float | optax.Schedule:
         """The NQS learning rate as a function of the update count.
@@ -424,7 +436,7 @@ def sampler_options(c: VMCConfig) -> dict:
             "training": c.proposal_training, "gate_smoothing": c.gate_smoothing,
             "mode": c.nir_mode, "adaptive": c.nir_fixed_batches is None, "n_proposal_batches": c.nir_fixed_batches,
             "symmetrize": c.symmetrize_proposal, "proposal_dtype": c.proposal_dtype,
-            "proposal_factorization": c.proposal_factorization, "proposal_patch": c.proposal_patch,
+            "proposal_factorization": c.proposal_factorization, "proposal_patch": c.patch_sites,
         }  # fmt: skip
     if c.sampler == "mcmc":
         return {"n_chains": c.mcmc_chains, "n_warmup": c.mcmc_warmup, "thinning": c.mcmc_thinning}
