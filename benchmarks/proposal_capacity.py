@@ -45,7 +45,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
-from proposal_fit import trained_nqs
+from proposal_fit import CONFIG, trained_nqs
 
 from nirbench.io import write_csv_atomically
 from nirbench.models import batched_log_prob
@@ -89,6 +89,10 @@ VARIANTS = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--target", type=int, default=60, help="NQS update of the Metropolis run to fit")
+    parser.add_argument("--run-config", default=CONFIG,
+                        help="options file of the Metropolis run whose NQS is fitted (a recipe with --lattice and --g)")  # fmt: skip
+    parser.add_argument("--lattice", default=None, help="LxL open lattice for --run-config (a recipe sets none)")
+    parser.add_argument("--g", type=float, default=None, help="field for --run-config")
     parser.add_argument("--samples", type=int, default=16384, help="Metropolis samples to train on")
     parser.add_argument("--blocks", type=int, nargs="+", default=[0, 50, 100, 200, 400, 800],
                         help="cumulative tuples trained on, in units of 512, after which the efficiency is "
@@ -108,8 +112,12 @@ def main() -> None:
     if args.replot:
         plot(pd.read_csv(args.out), args.plot)
         return
-    checkpoints = Path(args.out).parent / "checkpoints" / "proposal_fit"
-    nqs, hamiltonian = trained_nqs([args.target], checkpoints)
+    changes = {} if args.g is None else {"g": args.g}
+    if args.lattice is not None:
+        lx, ly = map(int, args.lattice.split("x"))
+        changes |= {"model": "tfi", "lx": lx, "ly": ly, "bc": "open", "states": 3}
+    name = "proposal_fit" if args.run_config == CONFIG and not changes else f"{Path(args.run_config).stem}_{args.lattice}_g{args.g}"
+    nqs, hamiltonian = trained_nqs([args.target], Path(args.out).parent / "checkpoints" / name, args.run_config, **changes)
     target = nqs[args.target]
     n_heldout = 2048
     mcmc = make_sampler(

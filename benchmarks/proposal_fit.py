@@ -30,6 +30,7 @@ import pandas as pd
 
 from nirbench.io import write_csv_atomically
 from nirbench.models import batched_log_prob
+from nirbench.options import read_options_file
 from nirbench.samplers import make_sampler
 from nirbench.vmc import VMCConfig, VMCRun
 
@@ -44,10 +45,11 @@ VARIANTS = {  # name: (training, embed_dim, layers, heads, learning rate)
 }
 
 
-def trained_nqs(updates: list[int], checkpoints: Path) -> dict:
-    """The MCMC run's NQS at each of ``updates`` (checkpointed under ``checkpoints``, reused)."""
-    config = VMCConfig.from_dict({**VMCConfig.from_yaml(CONFIG).to_dict(), "mcmc_chains": 512, "max_minutes": None,
-                                  "reference": None})  # fmt: skip
+def trained_nqs(updates: list[int], checkpoints: Path, run_config: str = CONFIG, **changes) -> dict:
+    """The NQS of the Metropolis run of the options file ``run_config`` (512 chains; ``changes``
+    override options) at each of ``updates`` (checkpointed under ``checkpoints``, reused)."""
+    config = VMCConfig.from_dict({**read_options_file(run_config), "mcmc_chains": 512, "max_minutes": None,
+                                  "reference": None, "sampler": "mcmc", **changes})  # fmt: skip
     run = VMCRun(config)
     out = {}
     for update in sorted(updates):
