@@ -30,6 +30,10 @@ seconds since the variant started. ``--features-out`` adds a CSV of which struct
 sites, bonds, all pairs) explains each variant's final misfit (:func:`misfit_features`).
 
     python benchmarks/proposal_capacity.py --out results/benchmarks/proposal_capacity.csv
+
+``--run-config FILE --lattice LxL --g G`` fits the NQS of another Metropolis run instead (a recipe
+file with an open lattice, K = 3 and the field; its own checkpoints), for example the recipe's at
+g = 0.1 (docs/nir-keeping-up.md, "The patched recipe on every run the issue asks for").
 """
 
 from __future__ import annotations
