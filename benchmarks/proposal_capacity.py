@@ -192,11 +192,9 @@ def nqs_log_probs(nqs, configs, chunk: int = 1024) -> np.ndarray:
     return np.concatenate([np.asarray(batched_log_prob(nqs, configs[i : i + chunk])) for i in range(0, len(configs), chunk)])
 
 
-def proposal_log_probs(proposal, configs, chunk: int = 1024) -> np.ndarray:
-    """``log q`` of configurations ``(M, K, N)`` -> ``(M,)`` float64, in chunks."""
-    configs = jnp.asarray(configs, dtype=jnp.int8)
-    return np.concatenate([np.asarray(proposal.log_prob_batch(spins_to_tokens(configs[i : i + chunk])), dtype=np.float64)
-                           for i in range(0, len(configs), chunk)])  # fmt: skip
+def proposal_log_probs(proposal, configs) -> np.ndarray:
+    """``log q`` of configurations ``(M, K, N)`` -> ``(M,)`` float64 (``log_prob_batch`` works in chunks)."""
+    return np.asarray(proposal.log_prob_batch(spins_to_tokens(jnp.asarray(configs, dtype=jnp.int8))), dtype=np.float64)
 
 
 @eqx.filter_jit
