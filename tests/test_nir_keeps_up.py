@@ -12,6 +12,7 @@ from nirbench.hamiltonians import make_hamiltonian
 from nirbench.models import batched_log_prob, build_nqs
 from nirbench.proposal import spins_to_tokens
 from nirbench.samplers import NIRSampler, exact_distribution, make_sampler
+from nirbench.samplers.nir import tempering_exponent
 from nirbench.updates import predicted_efficiency
 from nirbench.vmc import MAX_STEP_HALVINGS, VMCConfig, VMCRun
 
@@ -124,12 +125,61 @@ def test_the_round_cap_reaches_the_sampler_and_bounds_every_call():
     assert all(row["n_proposed"] == 3 * 16 for row in run.rows)  # ESS 800 is out of reach: every call stops at 3
 
 
+def _ess(log_w):
+    finite = np.isfinite(log_w)
+    w = np.exp(log_w[finite] - log_w[finite].max())
+    return w.sum() ** 2 / (w**2).sum()
+
+
+@pytest.mark.parametrize("target_ess", [1.5, 20.0, 300.0, 799.0, 5000.0])
+def test_the_tempering_exponent_is_the_largest_that_meets_the_ess_bound(target_ess):
+    rng = np.random.default_rng(4)
+    log_w = rng.standard_t(df=2, size=1000) * 4.0  # heavy-tailed: the untempered ESS is a few
+    log_w[:200] = -np.inf  # weight zero at any exponent: 800 non-zero weights
+    beta = float(tempering_exponent(jnp.asarray(log_w), target_ess))
+    assert _ess(log_w) < 20 and 0 <= beta <= 1
+    if target_ess > 800:  # not even uniform weights on the 800 reach it
+        assert beta == 0
+    else:
+        assert _ess(beta * log_w) >= target_ess * (1 - 1e-9)
+        assert beta == 1 or _ess(min(beta + 1e-6, 1) * log_w) < target_ess  # the largest such exponent
+    assert float(tempering_exponent(jnp.asarray(log_w), 1.0)) == 1  # an ESS of one is always met
+
+
+def test_tempered_training_weights_keep_the_ess_bound_and_the_estimates_exact(target):
+    """A sharpened target (``|Psi|^40``) gives proposal sets of an ESS of a few; the training weights
+    are tempered to an ESS of at least ``train_ess * B``, the returned batch is resampled with the
+    untempered weights (the same batch as without tempering, same key)."""
+    hamiltonian, nqs, _, _ = target
+
+    def sharp(model, configs):
+        return 20 * batched_log_prob(model, configs)
+
+    batches = {}
+    for train_ess in (0.0, 0.5):
+        sampler = make_sampler("nir", hamiltonian, 64, training="proposals", train_ess=train_ess, train_steps=2,
+                               alpha_eff=0.0, max_rounds=4, **PROPOSAL)  # fmt: skip
+        state = sampler.init(jax.random.key(0), 2, hamiltonian.n_sites)
+        batch, _, stats = sampler.sample(sharp, nqs, state, jax.random.key(1))
+        log_w = np.asarray(sharp(nqs, batch.proposal_configs), dtype=np.float64) - np.asarray(batch.proposal_log_q)
+        assert stats["ess"] < 0.5 * 64  # the untempered set is too narrow to train on
+        if train_ess:
+            assert 0 < stats["train_beta"] < 1
+            assert _ess(stats["train_beta"] * log_w) >= 0.5 * 64 * (1 - 1e-9)
+        else:
+            assert stats["train_beta"] == 1
+        batches[train_ess] = np.asarray(batch.configs)
+    np.testing.assert_array_equal(batches[0.0], batches[0.5])
+
+
 @pytest.mark.parametrize(
     "option, fragment",
     [(["--trust-region", "0"], "trust_region"), (["--trust-region", "1.5"], "trust_region"),
      (["--gate-smoothing", "1"], "gate_smoothing"), (["--trust-floor", "1"], "trust_floor"), (["--proposal-training", "all"], "training"),
      (["--proposal-retrain-steps", "1000"], "at most 256"), (["--nir-max-rounds", "0"], "max_rounds"),
-     (["--proposal-training", "proposals", "--nir-loss", "backward"], "forward KL only")],
+     (["--proposal-training", "proposals", "--nir-loss", "backward"], "forward KL only"),
+     (["--proposal-training", "proposals", "--proposal-train-ess", "-1"], "proposal_train_ess"),
+     (["--proposal-train-ess", "0.5"], "set proposal_training to 'proposals'")],
 )
 def test_bad_settings_fail_before_any_computation(tmp_path, capsys, option, fragment):
     out = tmp_path / "run.csv"

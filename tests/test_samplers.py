@@ -20,6 +20,7 @@ from nirbench.samplers import (
     make_sampler,
     spins_from_indices,
 )
+from nirbench.samplers.base import multinomial_indices
 from nirbench.samplers.exact import (
     chi_square_pvalue,
     exact_log_probs,
@@ -105,6 +106,19 @@ def test_chi_square_helper_detects_a_wrong_distribution(tfi):
     impossible = good.copy()
     impossible[np.flatnonzero(probs < 1e-20)[0]] += 1
     assert chi_square_pvalue(impossible, probs) == 0.0
+
+
+def test_multinomial_draws_follow_the_weights_and_never_pick_weight_zero():
+    rng = np.random.default_rng(1)
+    log_w = rng.normal(size=300) * 2.0
+    log_w[::7] = -np.inf
+    probs = np.exp(log_w - np.max(log_w))
+    probs /= probs.sum()
+    picked = np.asarray(multinomial_indices(jax.random.key(2), jnp.asarray(log_w), 60_000))
+    counts = np.bincount(picked, minlength=300).astype(np.float64)
+    assert counts[::7].sum() == 0
+    assert chi_square_pvalue(counts, probs) > P_MIN
+    assert chi_square_pvalue(counts, np.roll(probs, 1)) < 1e-6  # the test can tell a shifted table
 
 
 def test_exact_sampler_chi_square(tfi):

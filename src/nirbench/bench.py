@@ -65,7 +65,7 @@ from nirbench.linalg import slogdet
 from nirbench.models import batched_log_prob, build_nqs
 from nirbench.options import VMCConfig
 from nirbench.samplers import MetropolisSampler, NIRSampler, integrated_autocorrelation_time
-from nirbench.samplers.base import check_positive_int, spins_from_indices
+from nirbench.samplers.base import check_positive_int, multinomial_indices, spins_from_indices
 from nirbench.samplers.exact import exact_distribution
 from nirbench.updates import count_parameters
 from nirbench.vmc import VMCRun
@@ -333,7 +333,7 @@ def bench_sampling(
             symmetric = NIRSampler(batch, k, n_sites, symmetrize=True, symmetry_perms=perms)
             _check_symmetric(target, symmetric.group(), k, n_sites, key_data)
             _, probs = exact_distribution(table_log_prob, target, k, n_sites)
-            picked = jax.random.categorical(key_data, jnp.log(probs), shape=(50 * batch,))
+            picked = multinomial_indices(key_data, jnp.log(probs), 50 * batch)
             state = plain.init(key_prop, k, n_sites)
             state, losses = plain.pretrain(
                 state, spins_from_indices(picked, k, n_sites), key_prop, symmetry_pretrain_steps,

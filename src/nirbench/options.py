@@ -134,6 +134,11 @@ class VMCConfig:
         "batch",
         "NIR proposal training data: batch (the returned batch, paper) or proposals (fresh minibatches drawn from the whole weighted proposal set)",
     )
+    proposal_train_ess: float = option(
+        "nir",
+        0.0,
+        "NIR, proposal_training=proposals: temper the proposal set's weights w -> w^beta for training, beta in [0, 1] the largest whose ESS is >= this times batch, so that a call with a handful of heavy tuples does not fit them (0: untempered; the estimates keep the untempered weights)",
+    )
     gate_smoothing: float = option(
         "nir",
         0.0,
@@ -281,6 +286,10 @@ class VMCConfig:
             raise ValueError(f"trust_region must be in (0, 1], got {self.trust_region}")
         if not 0 <= self.trust_floor < 1:
             raise ValueError(f"trust_floor must be in [0, 1), got {self.trust_floor}")
+        if not self.proposal_train_ess >= 0:
+            raise ValueError(f"proposal_train_ess must be >= 0, got {self.proposal_train_ess}")
+        if self.proposal_train_ess and self.proposal_training != "proposals":
+            raise ValueError("proposal_train_ess tempers the proposal-set training only: set proposal_training to 'proposals'")
         if not 0 <= self.gate_smoothing < 1:
             raise ValueError(f"gate_smoothing must be in [0, 1), got {self.gate_smoothing}")
         if isinstance(self.proposal_patch, str) and self.proposal_patch != PATCH_COLUMN:
@@ -433,7 +442,7 @@ def sampler_options(c: VMCConfig) -> dict:
             "n_states": c.states, "alpha_ess": c.alpha_ess, "alpha_eff": c.alpha_eff, "max_rounds": c.nir_max_rounds, "embed_dim": c.proposal_dim, "n_heads": c.proposal_heads,
             "n_layers": c.proposal_layers, "p_floor": c.p_floor, "learning_rate": c.proposal_lr,
             "train_steps": c.proposal_train_steps, "loss": c.nir_loss, "retrain_steps": c.proposal_retrain_steps,
-            "training": c.proposal_training, "gate_smoothing": c.gate_smoothing,
+            "training": c.proposal_training, "train_ess": c.proposal_train_ess, "gate_smoothing": c.gate_smoothing,
             "mode": c.nir_mode, "adaptive": c.nir_fixed_batches is None, "n_proposal_batches": c.nir_fixed_batches,
             "symmetrize": c.symmetrize_proposal, "proposal_dtype": c.proposal_dtype,
             "proposal_factorization": c.proposal_factorization, "proposal_patch": c.patch_sites,

@@ -25,6 +25,7 @@ from nirbench.samplers.base import (
     check_positive_int,
     default_stats,
     indices_from_spins,
+    multinomial_indices,
     spins_from_indices,
     uniform_weights,
 )
@@ -170,10 +171,7 @@ class ExactSampler(Sampler):
 @eqx.filter_jit
 def _exact_draw(sampler: ExactSampler, log_prob_fn, nqs, state: ExactState, key):
     log_probs = tuple_log_probs(log_prob_fn, nqs, state.n_states, state.n_sites, sampler.chunk_size)
-    # inverse-CDF draws (cumulative sum and a binary search), not the Gumbel-max trick of
-    # jax.random.categorical, which draws B x 2^(K*N) random numbers (3x2, K = 3: 6 s per call)
-    probs = jax.nn.softmax(log_probs)
-    indices = jax.random.choice(key, probs.size, shape=(sampler.batch_size,), replace=True, p=probs)
+    indices = multinomial_indices(key, log_probs, sampler.batch_size)
     return spins_from_indices(indices, state.n_states, state.n_sites)
 
 

@@ -9,7 +9,7 @@ One call of :meth:`NIRSampler.sample`:
    batches (``adaptive=True``, section 3.4), or after exactly ``n_proposal_batches`` batches
    (``adaptive=False``: the JSD experiment's fixed number of proposals, section 4.3).
 3. ``mode="resample"`` (paper): draw ``batch_size`` configurations with probability ``∝ w``
-   (multinomial, ``jax.random.categorical``) and return them with uniform weights ``1/B``.
+   (multinomial, :func:`nirbench.samplers.base.multinomial_indices`) and return them with uniform weights ``1/B``.
    ``mode="importance"``: return the whole weighted proposal set (``n_rounds * batch_size``
    configurations) with self-normalised weights; estimators must use ``batch.weights``.
 4. Train ``q`` for ``train_steps`` Adam steps (``retrain_steps`` when the efficiency is below
@@ -23,7 +23,12 @@ One call of :meth:`NIRSampler.sample`:
      minibatch of ``batch_size`` configurations drawn with probability ``∝ w`` from the *whole*
      weighted proposal set of the call (blocks permuted): an unbiased estimate of the gradient of
      the forward KL weighted over everything that was proposed, instead of reusing the same
-     ``B`` resampled tuples (duplicates) at every step.
+     ``B`` resampled tuples (duplicates) at every step. With ``train_ess = r > 0`` the weights
+     of those minibatches are tempered, ``w -> w^beta`` with ``beta`` in ``[0, 1]`` the largest
+     whose ESS is at least ``r B`` (:func:`tempering_exponent`): a call whose proposal set rests
+     on a handful of tuples trains towards ``q^(1 - beta) |Psi|^(2 beta)`` (a step from ``q``
+     towards ``|Psi|^2``) instead of fitting those few tuples. The sampled batch and every
+     estimate keep the untempered weights: NIR stays exact.
    * ``loss="backward"`` (eq. 10/12): on a fresh batch from ``q`` scored by ``log_prob_fn``.
 
 5. ``efficiency = ESS / n_proposed``; ``nqs_update = efficiency >= alpha_eff`` (always ``True``
@@ -84,6 +89,7 @@ from nirbench.samplers.base import (
     check_choice,
     check_positive_int,
     default_stats,
+    multinomial_indices,
     uniform_weights,
 )
 
@@ -239,6 +245,8 @@ class NIRSampler(Sampler):
             ``train_steps``): more training where the proposal has fallen behind, bounded.
         training: ``"batch"`` (paper: train on the returned batch) or ``"proposals"`` (fresh
             minibatches drawn from the whole weighted proposal set; see the module docstring).
+        train_ess: ``r >= 0``; with ``training="proposals"``, temper the training weights so that
+            their ESS is at least ``r * batch_size`` (0: untempered; see the module docstring).
         gate_smoothing: ``s`` in ``[0, 1)``; the gate compares the moving average of the efficiency
             with weight ``s`` on the past (0: the paper's gate on this call's efficiency).
         mode: ``"resample"`` (uniform weights) or ``"importance"`` (weighted proposal set).
@@ -262,7 +270,8 @@ class NIRSampler(Sampler):
     Stats: ``ess``, ``n_proposed`` (``n_rounds * B``), ``efficiency = ess / n_proposed``,
     ``nqs_update``, ``proposal_loss`` (last training step's loss; for ``"backward"`` the surrogate
     value), ``n_rounds``, ``smoothed_efficiency`` (what the gate compared), ``train_steps`` (proposal
-    Adam steps taken); ``acceptance`` is ``nan``.
+    Adam steps taken), ``train_beta`` (the tempering exponent of the training weights, 1 when
+    untempered); ``acceptance`` is ``nan``.
     """
 
     n_states: int = eqx.field(static=True)
@@ -279,6 +288,7 @@ class NIRSampler(Sampler):
     train_steps: int = eqx.field(static=True, default=1)
     retrain_steps: int | None = eqx.field(static=True, default=None)
     training: str = eqx.field(static=True, default="batch")
+    train_ess: float = eqx.field(static=True, default=0.0)
     gate_smoothing: float = eqx.field(static=True, default=0.0)
     mode: str = eqx.field(static=True, default="resample")
     adaptive: bool = eqx.field(static=True, default=True)
@@ -320,6 +330,10 @@ class NIRSampler(Sampler):
         check_choice("training", self.training, TRAININGS)
         if self.training == "proposals" and self.loss != "forward":
             raise ValueError("training='proposals' applies to the forward KL only")
+        if not (isinstance(self.train_ess, (int, float)) and not isinstance(self.train_ess, bool) and self.train_ess >= 0):
+            raise ValueError(f"train_ess must be a number >= 0, got {self.train_ess!r}")
+        if self.train_ess and self.training != "proposals":
+            raise ValueError("train_ess tempers the proposal-set training only: it needs training='proposals'")
         if not (isinstance(self.gate_smoothing, (int, float)) and 0 <= self.gate_smoothing < 1):
             raise ValueError(f"gate_smoothing must be in [0, 1), got {self.gate_smoothing!r}")
         if self.n_proposal_batches is not None:
@@ -454,8 +468,11 @@ class NIRSampler(Sampler):
         else:
             batch = SampleBatch(*_drop_impossible(configs[:n_proposed], weights[:n_proposed]), **proposal_set)
             training = (configs, weights)
+        beta = 1.0
         if self.training == "proposals":
-            training = (configs, log_w)
+            if self.train_ess:
+                beta = float(tempering_exponent(log_w, self.train_ess * self.batch_size))
+            training = (configs, log_w if beta == 1.0 else beta * log_w)
 
         # the gate: this call's efficiency, or its moving average
         smoothing = self.gate_smoothing
@@ -470,6 +487,7 @@ class NIRSampler(Sampler):
         stats = default_stats(
             ess=ess, n_proposed=n_proposed, efficiency=efficiency, nqs_update=nqs_update,
             proposal_loss=loss, n_rounds=n_rounds, smoothed_efficiency=smoothed, train_steps=n_steps,
+            train_beta=beta,
         )
         return batch, NIRState(proposal, opt_state, jnp.array(smoothed)), stats
 
@@ -516,6 +534,35 @@ class NIRSampler(Sampler):
 
 
 @jax.jit
+def tempering_exponent(log_w, min_ess, n_bisections: int = 40):
+    """The largest ``beta`` in ``[0, 1]`` for which the weights ``w^beta`` have an ESS of at least
+    ``min_ess`` (``()`` float).
+
+    ``log_w``: ``(M,)`` log weights, ``-inf`` for weight zero (ignored at any ``beta``, so the ESS
+    at ``beta -> 0`` is the number of non-zero weights). The ESS ``(sum w^beta)^2 / sum w^(2 beta)``
+    does not increase with ``beta`` (its log-derivative is ``2 (E_beta - E_2beta)[log w] <= 0``,
+    ``E_b`` the mean under weights ``w^b``), so bisection finds the bound; 1 when the untempered
+    weights already meet it, 0 when not even uniform weights over the non-zero ones do.
+    """
+    possible = jnp.isfinite(log_w)
+
+    def log_ess(beta):
+        tempered = jnp.where(possible, beta * jnp.where(possible, log_w, 0.0), -jnp.inf)
+        return 2 * jax.nn.logsumexp(tempered) - jax.nn.logsumexp(2 * tempered)
+
+    target = jnp.log(min_ess)
+
+    def bisect(_, bounds):
+        low, high = bounds
+        middle = (low + high) / 2
+        meets = log_ess(middle) >= target
+        return jnp.where(meets, middle, low), jnp.where(meets, high, middle)
+
+    low, _ = jax.lax.fori_loop(0, n_bisections, bisect, (jnp.zeros_like(target), jnp.ones_like(target)))
+    return jnp.where(log_ess(1.0) >= target, 1.0, low)
+
+
+@jax.jit
 def _concatenate_rounds(rounds):
     """List of ``(configs (B, K, N), log w (B,), log q (B,))`` -> concatenated configs, log w,
     log q and the softmax weights."""
@@ -541,7 +588,7 @@ def _drop_impossible(configs, weights):
 @eqx.filter_jit
 def _resample(sampler: _Kernel, log_w, key):
     """Multinomial resampling: ``(batch_size,)`` indices drawn with probability ``∝ exp(log_w)``."""
-    return jax.random.categorical(key, log_w, shape=(sampler.batch_size,))
+    return multinomial_indices(key, log_w, sampler.batch_size)
 
 
 @eqx.filter_jit
