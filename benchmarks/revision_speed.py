@@ -26,7 +26,10 @@ Cases (flat options, valid at every revision since 248719e unless noted):
 * ``tfi4x4_k3_recipe``: ``config/recipes/tfi_multistate_nir.yaml`` (weighted proposal training,
   smoothed gate, trust region) on the same system as the first case; not known at 248719e;
 * ``tfi6x6_k3_recipe``: the same recipe on 6x6 open TFI, g = 1, K = 3 (108 tokens, figure 2's
-  large lattice).
+  large lattice);
+* ``tfi4x4_k3_recipe_untempered``, ``tfi6x6_k3_recipe_untempered``: the two recipe cases without
+  ``proposal_train_ess`` (not known before it; it acts only in calls that end below their ESS
+  target, which the timed early iterations do not).
 """
 
 from __future__ import annotations
@@ -62,6 +65,12 @@ CASES = {
     "tfi4x4_k3_recipe": {**read_options_file(RECIPES / "tfi_multistate_nir.yaml"), **TFI_4X4},
     "tfi6x6_k3_recipe": {**read_options_file(RECIPES / "tfi_multistate_nir.yaml"), **TFI_6X6},
 }  # fmt: skip
+# the recipes without the tempered training (an option revisions before it do not know; it acts
+# only in calls that end below their ESS target, which the timed early iterations do not)
+for _size in ("4x4", "6x6"):
+    CASES[f"tfi{_size}_k3_recipe_untempered"] = {
+        k: v for k, v in CASES[f"tfi{_size}_k3_recipe"].items() if k != "proposal_train_ess"
+    }
 
 #: what a child process runs: build the case at the revision on sys.path, time its iterations
 CHILD = r"""
