@@ -533,7 +533,7 @@ class NIRSampler(Sampler):
         return NIRState(proposal, opt_state, state.efficiency_ema), np.array(losses)
 
 
-@jax.jit
+@functools.partial(jax.jit, static_argnames="n_bisections")
 def tempering_exponent(log_w, min_ess, n_bisections: int = 40):
     """The largest ``beta`` in ``[0, 1]`` for which the weights ``w^beta`` have an ESS of at least
     ``min_ess`` (``()`` float).
