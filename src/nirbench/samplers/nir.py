@@ -69,7 +69,7 @@ import numpy as np
 import optax
 from jax.scipy.special import logsumexp
 
-from nirbench.estimators import log_ess_from_sums
+from nirbench.estimators import log_effective_sample_size, log_ess_from_sums
 from nirbench.profiling import timed
 from nirbench.proposal import (
     PatchedProposal,
@@ -547,8 +547,7 @@ def tempering_exponent(log_w, min_ess, n_bisections: int = 40):
     possible = jnp.isfinite(log_w)
 
     def log_ess(beta):
-        tempered = jnp.where(possible, beta * jnp.where(possible, log_w, 0.0), -jnp.inf)
-        return 2 * jax.nn.logsumexp(tempered) - jax.nn.logsumexp(2 * tempered)
+        return log_effective_sample_size(jnp.where(possible, beta * jnp.where(possible, log_w, 0.0), -jnp.inf))
 
     target = jnp.log(min_ess)
 
