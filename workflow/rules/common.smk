@@ -96,9 +96,14 @@ def check_config(cfg):
                 f"config key experiments.{name}.preset: unknown preset {exp['preset']!r}; "
                 f"the presets are {sorted(presets)}"
             )
-        for i, lattice in enumerate(exp.get("lattices", [])):
-            lattice = lattice["lattice"] if isinstance(lattice, dict) else lattice
-            parse_lattice(lattice, f"experiments.{name}.lattices[{i}]")
+        for i, entry in enumerate(exp.get("lattices", [])):
+            entry = entry if isinstance(entry, dict) else {"lattice": entry}
+            parse_lattice(entry["lattice"], f"experiments.{name}.lattices[{i}]")
+            if entry.get("preset", exp["preset"]) not in presets:
+                raise ValueError(
+                    f"config key experiments.{name}.lattices[{i}].preset: unknown preset "
+                    f"{entry['preset']!r}; the presets are {sorted(presets)}"
+                )
         if "lattice" in exp:
             parse_lattice(exp["lattice"], f"experiments.{name}.lattice")
     for case, spec in cfg.get("accuracy", {}).items():
@@ -284,24 +289,26 @@ def run_yaml_text(settings):
 
 # --------------------------------------------------------------------------- experiment plans
 def fig2_lattices():
-    """fig2's lattices as ``(lattice, fields, seeds)``: an entry of `lattices` is a size ('4x4',
-    run at every `g` and seed) or ``{lattice, g, seeds}`` with its own fields or seeds (a larger
-    lattice may run fewer)."""
+    """fig2's lattices as ``(lattice, fields, seeds, preset)``: an entry of `lattices` is a size
+    ('4x4', run at every `g` and seed with the experiment's preset) or ``{lattice, g, seeds,
+    preset}`` with its own fields, seeds or preset (a larger lattice may run fewer, or longer)."""
     exp = EXPERIMENTS["fig2"]
     plan = []
     for entry in exp["lattices"]:
         entry = entry if isinstance(entry, dict) else {"lattice": entry}
-        plan.append((entry["lattice"], entry.get("g", exp["g"]), entry.get("seeds", exp["seeds"])))
+        plan.append(
+            (entry["lattice"], entry.get("g", exp["g"]), entry.get("seeds", exp["seeds"]), entry.get("preset", exp["preset"]))
+        )
     return plan
 
 
 def fig2_runs():
     exp = EXPERIMENTS["fig2"]
     runs = []
-    for lattice, fields, seeds in fig2_lattices():
+    for lattice, fields, seeds, preset in fig2_lattices():
         lx, ly = parse_lattice(lattice, "fig2")
         runs += [
-            Run(exp["preset"], System("tfi", lx, ly, exp["bc"], g, exp["states"]), sampler, seed)
+            Run(preset, System("tfi", lx, ly, exp["bc"], g, exp["states"]), sampler, seed)
             for g in fields
             for sampler in exp["samplers"]
             for seed in seeds
@@ -313,8 +320,10 @@ def fig2_training_runs():
     exp = EXPERIMENTS["fig2"]
     training = exp["training"]
     system = System("tfi", *parse_lattice(training["lattice"], "fig2.training"), exp["bc"], training["g"], exp["states"])
-    seeds = next((s for lattice, _, s in fig2_lattices() if lattice == training["lattice"]), exp["seeds"])
-    return [Run(exp["preset"], system, sampler, seed) for sampler in exp["samplers"] for seed in seeds]
+    seeds, preset = next(
+        ((s, p) for lattice, _, s, p in fig2_lattices() if lattice == training["lattice"]), (exp["seeds"], exp["preset"])
+    )
+    return [Run(preset, system, sampler, seed) for sampler in exp["samplers"] for seed in seeds]
 
 
 def fig2_systems():
