@@ -52,12 +52,19 @@ def timed(name: str, fn, args, repeats: int):
     return out, min(times)
 
 
-def compare_patches(n_tokens: int, patches: list[int], batch: int, repeats: int) -> None:
-    """Sampling and one forward-KL gradient of a patched proposal against binary tokens (minimum of
-    ``repeats`` calls each, ratio to ``p = 1``)."""
+def benchmark_inputs(n_tokens: int, batch: int):
+    """The inputs every comparison uses for ``n_tokens``: ``(model key, draw key, tokens (batch,
+    n_tokens) of 0/1, weights (batch,))``, the same keys for every comparison."""
     key_model, key_tokens, key_weights, key_draw = jax.random.split(jax.random.PRNGKey(n_tokens), 4)
     tokens = jax.random.bernoulli(key_tokens, 0.5, (batch, n_tokens)).astype(jnp.int32)
     weights = jax.random.uniform(key_weights, (batch,), jnp.float32)
+    return key_model, key_draw, tokens, weights
+
+
+def compare_patches(n_tokens: int, patches: list[int], batch: int, repeats: int) -> None:
+    """Sampling and one forward-KL gradient of a patched proposal against binary tokens (minimum of
+    ``repeats`` calls each, ratio to ``p = 1``)."""
+    key_model, key_draw, tokens, weights = benchmark_inputs(n_tokens, batch)
     draw = eqx.filter_jit(lambda m, k: m.sample(k, batch))
     gradient = eqx.filter_jit(forward_kl_value_and_grad)
     base = {}
@@ -87,10 +94,8 @@ def main(argv=None) -> None:
             compare_patches(n_tokens, args.patches, args.batch, args.repeats)
         return
     for n_tokens in args.tokens:
-        key_model, key_tokens, key_weights, key_draw = jax.random.split(jax.random.PRNGKey(n_tokens), 4)
+        key_model, key_draw, tokens, weights = benchmark_inputs(n_tokens, args.batch)
         model = TransformerProposal(n_tokens, 32, 4, 4, head_scale=1.0, key=key_model, dtype=jnp.float32)
-        tokens = jax.random.bernoulli(key_tokens, 0.5, (args.batch, n_tokens)).astype(jnp.int32)
-        weights = jax.random.uniform(key_weights, (args.batch,), jnp.float32)
         block = default_block_size(n_tokens)
         print(f"T = {n_tokens}, batch {args.batch}, default cache block {block}", flush=True)
 
