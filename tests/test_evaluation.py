@@ -150,7 +150,10 @@ def checkpoint(tmp_path_factory):
     return directory
 
 
-@pytest.mark.parametrize("extra", [[], ["--sampler", "mcmc", "--batch", "64", "--samples", "512"]])
+@pytest.mark.parametrize("extra", [
+    [], ["--sampler", "mcmc", "--batch", "64", "--samples", "512"],
+    ["--sampler", "mcmc", "--batch", "64", "--samples", "512", "--mcmc-chains", "32", "--mcmc-global-flip", "0.1"],
+])
 def test_evaluate_command_writes_one_honest_row(tmp_path, checkpoint, extra):
     out = tmp_path / "eval.csv"
     assert main(["evaluate", "--checkpoint", str(checkpoint), "--out", str(out), *extra]) == 0
@@ -195,6 +198,17 @@ def test_evaluate_refuses_a_missing_or_damaged_checkpoint(tmp_path, capsys, chec
     assert main(["evaluate", "--checkpoint", str(directory), "--out", str(out)]) == 2
     error = capsys.readouterr().err.strip()
     assert message in error and len(error.splitlines()) == 1
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--mcmc-global-flip", "0.1"], "apply to --sampler mcmc, not 'nir'"),
+    (["--sampler", "mcmc", "--mcmc-global-flip", "1.5"], "global_flip must be in [0, 1), got 1.5"),
+])
+def test_evaluate_refuses_bad_metropolis_settings(tmp_path, capsys, checkpoint, extra, message):
+    out = tmp_path / "eval.csv"
+    assert main(["evaluate", "--checkpoint", str(checkpoint), "--out", str(out), *extra]) == 2
+    assert message in capsys.readouterr().err
     assert not out.exists()
 
 

@@ -149,6 +149,7 @@ def test_exact_sampler_refuses_large_systems():
 @pytest.mark.parametrize("kwargs", [
     {"batch_size": 0}, {"batch_size": 10, "n_chains": 3}, {"batch_size": 8, "thinning": 0},
     {"batch_size": 8, "n_warmup": -1}, {"batch_size": 8, "rule": "swap"}, {"batch_size": 8, "rule": "exchange"},
+    {"batch_size": 8, "global_flip": 1.0}, {"batch_size": 8, "global_flip": -0.1},
 ])
 def test_metropolis_bad_input(kwargs):
     with pytest.raises(ValueError):
@@ -186,6 +187,30 @@ def test_metropolis_flip_chi_square(tfi):
     # persistent chains: a second call continues from the stored chains
     batch2, _, _ = sampler.sample(batched_log_prob, nqs, state, jax.random.key(2))
     assert chi_square_pvalue(counts + histogram(batch2.configs), probs) > P_MIN
+
+
+def test_metropolis_global_flip_crosses_between_ordered_sectors(tfi):
+    """An ordered |Psi|^2 (each of the K = 2 rows ferromagnetic on the 3x2 lattice: log p =
+    4 sum_bonds s_i s_j per row) from chains all started in the all-up tuple: local flips stay in
+    the up/up sector (chi-square fails), with global flips the chains reach all four sectors in
+    their exact proportions (chi-square passes). Move ``n_local + k`` flips state k, ``n_local + K``
+    all of them."""
+    bonds = jnp.asarray(tfi[0].bonds)
+
+    def ordered(_, configs):
+        return 4.0 * jnp.sum(configs[..., bonds[:, 0]] * configs[..., bonds[:, 1]], axis=(-2, -1)).astype(float)
+
+    chains = jnp.asarray(np.random.default_rng(0).choice([-1, 1], (3, 2, 6)), jnp.int8)
+    moves = MetropolisSampler(8, global_flip=0.5).apply_moves(jnp.array([12, 13, 14]), chains)  # n_local = 12
+    assert np.array_equal(moves, chains * jnp.array([[-1, 1], [1, -1], [-1, -1]], jnp.int8)[:, :, None])
+    _, probs = exact_distribution(ordered, None, 2, 6)
+    up = lambda state: eqx.tree_at(lambda s: s.chains, state, jnp.ones_like(state.chains))
+    for global_flip, passes in [(0.0, False), (0.2, True)]:
+        sampler = MetropolisSampler(16000, n_chains=800, n_warmup=200, thinning=24, global_flip=global_flip)
+        batch, _, _ = sampler.sample(ordered, None, up(sampler.init(jax.random.key(0), 2, 6)), jax.random.key(1))
+        magnetisations = np.sign(np.asarray(batch.configs).sum(axis=-1))  # (B, K): the sector of each row
+        assert (chi_square_pvalue(histogram(batch.configs), np.asarray(probs)) > P_MIN) == passes
+        assert np.any(magnetisations < 0) == passes
 
 
 def test_metropolis_exchange_conserves_magnetisation_and_matches(j1j2):

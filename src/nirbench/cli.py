@@ -180,6 +180,12 @@ def _add_evaluate(subparsers) -> None:
     parser.add_argument("--samples", type=int, default=None, help="samples in all (default: the run's eval_batch)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the measurement (default 0)")
     parser.add_argument("--no-exact", action="store_true", help="skip the exact energy of the NQS")
+    parser.add_argument("--mcmc-chains", type=int, default=None, help="with --sampler mcmc: chains (default: the run's; a Metropolis run's own chains continue when their number is the same)")
+    parser.add_argument("--mcmc-warmup", type=int, default=None,
+                        help="with --sampler mcmc: warm-up steps per call (default: the run's)")  # fmt: skip
+    parser.add_argument("--mcmc-global-flip", type=float, default=None,
+                        help="with --sampler mcmc: probability that a move flips a whole state of the K-tuple, or all K, "
+                        "so that chains cross between the sectors of an ordered |Psi|^2 (default: the run's)")  # fmt: skip
 
 
 def _run_evaluate(args) -> None:
@@ -197,17 +203,23 @@ def _run_evaluate(args) -> None:
     config = run.config
     key_sampler, key_measure = jax.random.split(jax.random.PRNGKey(args.seed))
     name, batch = args.sampler or config.sampler, args.batch or config.batch
-    if (name, batch) == (config.sampler, config.batch):
+    changes = {option: getattr(args, option) for option in ("mcmc_chains", "mcmc_warmup", "mcmc_global_flip")
+               if getattr(args, option) is not None}  # fmt: skip
+    if changes and name != "mcmc":
+        raise ValueError(f"--mcmc-chains, --mcmc-warmup and --mcmc-global-flip apply to --sampler mcmc, not {name!r}")
+    if (name, batch) == (config.sampler, config.batch) and not changes:
         sampler, state = run.sampler, run.sampler_state
     else:
-        sampler, state = run.make_sampler(name, batch, key_sampler)
+        sampler, state = run.make_sampler(name, batch, key_sampler, **changes)
+        if name == config.sampler == "mcmc" and sampler.chain_count == run.sampler.chain_count:
+            state = run.sampler_state  # continue the run's chains rather than warm up new ones
     hamiltonian = run.hamiltonian
     largest = 0 if args.no_exact else MAX_NQS_ENUMERATION
     exact = nqs_exact_columns(run.nqs, hamiltonian, config.states, max_dimension=largest)
     result = evaluate(run, args.samples or config.eval_batch, key_measure, sampler, state)
     row = {
         **hamiltonian.describe(), "states": config.states, "net": config.net, "trained_with": config.sampler,
-        "sampler": name, "batch": batch, "seed": args.seed, "nqs_step": run.nqs_step, **evaluation_columns(result),
+        "sampler": name, "batch": batch, **changes, "seed": args.seed, "nqs_step": run.nqs_step, **evaluation_columns(result),
         **exact,
     }  # fmt: skip
     write_csv_atomically(pd.DataFrame([row]), args.out)

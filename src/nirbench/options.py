@@ -202,6 +202,9 @@ class VMCConfig:
     mcmc_chains: int | None = option(
         "mcmc", None, "MCMC chains (default: the largest divisor of batch up to 16)"
     )
+    mcmc_global_flip: float = option(
+        "mcmc", 0.0, "MCMC: probability that a move flips a whole state of the K-tuple, or all K (0: local moves only, the paper's)"
+    )
     # evaluation, diagnostics, bookkeeping
     eval_batch: int = option("run", 4096, "samples in the final evaluation")
     jsd_every: int = option("run", 0, "measure the JSD to the exact |Psi|^2 every this many steps (0: never)")
@@ -448,5 +451,6 @@ def sampler_options(c: VMCConfig) -> dict:
             "proposal_factorization": c.proposal_factorization, "proposal_patch": c.patch_sites,
         }  # fmt: skip
     if c.sampler == "mcmc":
-        return {"n_chains": c.mcmc_chains, "n_warmup": c.mcmc_warmup, "thinning": c.mcmc_thinning}
+        return {"n_chains": c.mcmc_chains, "n_warmup": c.mcmc_warmup, "thinning": c.mcmc_thinning,
+                "global_flip": c.mcmc_global_flip}  # fmt: skip
     return {}

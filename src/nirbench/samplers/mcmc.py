@@ -8,6 +8,16 @@ Transition rules (both symmetric, ``T(s -> s') = T(s' -> s)``, so the acceptance
   uniformly (the Hamiltonian's nearest-neighbour bonds), and swap ``s_i`` and ``s_j``; this
   conserves the magnetisation of every state (a swap of equal spins is a null move).
 
+With ``global_flip = p > 0`` (beyond the paper) each move is, with probability ``p``, a flip of
+every spin of one of the ``K`` states, or of all ``K`` (each of the ``K + 1`` choices uniform)
+instead: symmetric too, and it keeps a zero magnetisation. In an ordered phase local moves cannot
+cross between the sectors of ``|Psi|^2`` (all up, all down) and the chains freeze; a global flip
+crosses in one move. Flipping all rows at once matters for multi-state tuples: from ``(up, down,
+x)`` a flip of one row gives ``(down, down, x)``, where the determinant nearly vanishes, while the
+flip of all rows gives ``(down, up, -x)``. The
+moves stay exact for any ``|Psi|^2``; they only help when ``|Psi|^2`` is (nearly) invariant under
+the flip, as for TFI and J1-J2 without a longitudinal field.
+
 Each call to :meth:`MetropolisSampler.sample` runs ``n_warmup`` discarded steps on every chain,
 then records every chain once each ``thinning`` steps until ``batch_size`` samples are collected
 (``batch_size / n_chains`` per chain). One *step* proposes one move per chain. Paper (table A1):
@@ -85,6 +95,8 @@ class MetropolisSampler(Sampler):
         thinning: steps between recorded samples (>= 1).
         rule: ``"flip"`` or ``"exchange"`` (see module docstring).
         bonds: ``(n_bonds, 2)`` site pairs for the exchange rule (required for it).
+        global_flip: probability in ``[0, 1)`` that a move flips a whole state of the K-tuple, or
+            all of them (module docstring); 0 (default): local moves only, as in the paper.
 
     Stats: ``acceptance`` (mean acceptance rate of the post-warm-up steps), ``n_proposed`` (number
     of Metropolis proposals, i.e. ``log_prob_fn`` evaluations, in this call), ``nqs_update = True``;
@@ -99,6 +111,7 @@ class MetropolisSampler(Sampler):
     thinning: int = eqx.field(static=True, default=10)
     rule: str = eqx.field(static=True, default="flip")
     bonds: tuple | None = eqx.field(static=True, default=None, converter=_as_bonds)
+    global_flip: float = eqx.field(static=True, default=0.0)
 
     def __check_init__(self):
         check_positive_int("batch_size", self.batch_size)
@@ -111,6 +124,8 @@ class MetropolisSampler(Sampler):
         check_positive_int("n_warmup", self.n_warmup, minimum=0)
         check_positive_int("thinning", self.thinning)
         check_choice("rule", self.rule, RULES)
+        if not 0.0 <= self.global_flip < 1.0:
+            raise ValueError(f"global_flip must be in [0, 1), got {self.global_flip}")
         if self.rule == "exchange" and self.bonds is None:
             raise ValueError("the 'exchange' rule needs bonds (the Hamiltonian's nearest-neighbour pairs)")
 
@@ -142,26 +157,46 @@ class MetropolisSampler(Sampler):
         """The moves of ``n_steps`` steps of every chain, drawn at once: ``(n_steps, C)`` int32.
 
         ``"flip"``: the flipped position ``k * N + i`` in the flattened K-tuple (state ``k``, site
-        ``i``); ``"exchange"``: ``k * n_bonds + b`` (state ``k``, bond ``b``). Both uniform.
+        ``i``); ``"exchange"``: ``k * n_bonds + b`` (state ``k``, bond ``b``). Both uniform. With
+        ``global_flip = p``, each is replaced with probability ``p`` by ``n_local + k``, ``k``
+        uniform in ``0..K``: flip all of state ``k``, or all K states for ``k = K`` (``n_local``:
+        the number of local moves, :meth:`local_move_count`).
         """
-        n_moves = n_states * (n_sites if self.rule == "flip" else len(self.bonds))
-        return jax.random.randint(key, (n_steps, self.chain_count), 0, n_moves)
+        key_local, key_global, key_state = jax.random.split(key, 3)
+        shape = (n_steps, self.chain_count)
+        n_local = self.local_move_count(n_states, n_sites)
+        moves = jax.random.randint(key_local, shape, 0, n_local)
+        if self.global_flip > 0:
+            is_global = jax.random.bernoulli(key_global, self.global_flip, shape)
+            moves = jnp.where(is_global, n_local + jax.random.randint(key_state, shape, 0, n_states + 1), moves)
+        return moves
+
+    def local_move_count(self, n_states: int, n_sites: int) -> int:
+        """The number of distinct local moves: ``K * N`` (flip) or ``K * n_bonds`` (exchange)."""
+        return n_states * (n_sites if self.rule == "flip" else len(self.bonds))
 
     def apply_moves(self, moves: jax.Array, chains: jax.Array) -> jax.Array:
         """Apply one move per chain (a row of :meth:`draw_moves`): ``(C,)``, ``(C, K, N)`` -> ``(C, K, N)``."""
         n_chains, n_states, n_sites = chains.shape
+        n_local = self.local_move_count(n_states, n_sites)
+        local = jnp.minimum(moves, n_local - 1)  # a global move's local part is discarded below
         flat = chains.reshape(n_chains, n_states * n_sites)
         if self.rule == "flip":
-            flipped = jnp.arange(n_states * n_sites) == moves[:, None]
+            flipped = jnp.arange(n_states * n_sites) == local[:, None]
             flat = jnp.where(flipped, -flat, flat)
         else:
             bonds = jnp.asarray(self.bonds)
-            state, bond = moves // bonds.shape[0], bonds[moves % bonds.shape[0]]
+            state, bond = local // bonds.shape[0], bonds[local % bonds.shape[0]]
             rows = jnp.arange(n_chains)
             i, j = state * n_sites + bond[:, 0], state * n_sites + bond[:, 1]
             si, sj = flat[rows, i], flat[rows, j]
             flat = flat.at[rows, i].set(sj).at[rows, j].set(si)
-        return flat.reshape(chains.shape)
+        moved = flat.reshape(chains.shape)
+        if self.global_flip == 0:
+            return moved
+        target = (moves - n_local)[:, None]  # the flipped state, K for all of them
+        flip_state = ((jnp.arange(n_states) == target) | (target == n_states))[:, :, None]  # (C, K, 1)
+        return jnp.where((moves >= n_local)[:, None, None], jnp.where(flip_state, -chains, chains), moved)
 
     def sample(self, log_prob_fn: LogProbFn, nqs, state: MCMCState, key):
         configs, chains, log_probs, acceptance = _metropolis_run(self, log_prob_fn, nqs, state.chains, key)
