@@ -14,9 +14,9 @@ instead: symmetric too, and it keeps a zero magnetisation. In an ordered phase l
 cross between the sectors of ``|Psi|^2`` (all up, all down) and the chains freeze; a global flip
 crosses in one move. Flipping all rows at once matters for multi-state tuples: from ``(up, down,
 x)`` a flip of one row gives ``(down, down, x)``, where the determinant nearly vanishes, while the
-flip of all rows gives ``(down, up, -x)``. The
-moves stay exact for any ``|Psi|^2``; they only help when ``|Psi|^2`` is (nearly) invariant under
-the flip, as for TFI and J1-J2 without a longitudinal field.
+flip of all rows gives ``(down, up, -x)``. The moves stay exact for any ``|Psi|^2``; they only
+help when ``|Psi|^2`` is (nearly) invariant under the flip, as for TFI and J1-J2 without a
+longitudinal field. With ``p = 0`` the moves, and their random stream, are the paper's.
 
 Each call to :meth:`MetropolisSampler.sample` runs ``n_warmup`` discarded steps on every chain,
 then records every chain once each ``thinning`` steps until ``batch_size`` samples are collected
@@ -162,14 +162,14 @@ class MetropolisSampler(Sampler):
         uniform in ``0..K``: flip all of state ``k``, or all K states for ``k = K`` (``n_local``:
         the number of local moves, :meth:`local_move_count`).
         """
-        key_local, key_global, key_state = jax.random.split(key, 3)
         shape = (n_steps, self.chain_count)
         n_local = self.local_move_count(n_states, n_sites)
-        moves = jax.random.randint(key_local, shape, 0, n_local)
-        if self.global_flip > 0:
-            is_global = jax.random.bernoulli(key_global, self.global_flip, shape)
-            moves = jnp.where(is_global, n_local + jax.random.randint(key_state, shape, 0, n_states + 1), moves)
-        return moves
+        if self.global_flip == 0:
+            return jax.random.randint(key, shape, 0, n_local)  # the random stream of local moves only
+        key_local, key_global, key_state = jax.random.split(key, 3)
+        is_global = jax.random.bernoulli(key_global, self.global_flip, shape)
+        global_moves = n_local + jax.random.randint(key_state, shape, 0, n_states + 1)
+        return jnp.where(is_global, global_moves, jax.random.randint(key_local, shape, 0, n_local))
 
     def local_move_count(self, n_states: int, n_sites: int) -> int:
         """The number of distinct local moves: ``K * N`` (flip) or ``K * n_bonds`` (exchange)."""
