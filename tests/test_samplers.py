@@ -234,6 +234,12 @@ def test_metropolis_exchange_conserves_magnetisation_and_matches(j1j2):
     per_sample = np.asarray(batch.configs).reshape(20, 400, 2, 6).sum(axis=-1)  # (S, chains, K)
     assert np.array_equal(per_sample, np.broadcast_to(before, per_sample.shape))
 
+    # global flips keep a zero magnetisation and the distribution
+    flipping = make_sampler("mcmc", hamiltonian, 8000, n_chains=400, n_warmup=100, thinning=16, global_flip=0.2)
+    batch, state, _ = flipping.sample(batched_log_prob, nqs, flipping.init(jax.random.key(7), 2, 6), jax.random.key(8))
+    assert np.all(np.asarray(batch.configs).sum(axis=-1) == 0) and np.all(np.asarray(state.chains).sum(axis=-1) == 0)
+    assert chi_square_pvalue(histogram(batch.configs), probs) > P_MIN
+
 
 def test_netket_equivalent_settings():
     """NetKet MetropolisLocal(n_chains=16, sweep_size=16), n_discard_per_chain=40, 128 samples."""
