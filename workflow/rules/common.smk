@@ -97,12 +97,12 @@ def check_config(cfg):
                 f"the presets are {sorted(presets)}"
             )
         for i, entry in enumerate(exp.get("lattices", [])):
-            entry = entry if isinstance(entry, dict) else {"lattice": entry}
-            parse_lattice(entry["lattice"], f"experiments.{name}.lattices[{i}]")
-            if entry.get("preset", exp["preset"]) not in presets:
+            lattice, _, _, preset = lattice_entry(entry, exp)
+            parse_lattice(lattice, f"experiments.{name}.lattices[{i}]")
+            if preset not in presets:
                 raise ValueError(
                     f"config key experiments.{name}.lattices[{i}].preset: unknown preset "
-                    f"{entry['preset']!r}; the presets are {sorted(presets)}"
+                    f"{preset!r}; the presets are {sorted(presets)}"
                 )
         if "lattice" in exp:
             parse_lattice(exp["lattice"], f"experiments.{name}.lattice")
@@ -288,18 +288,18 @@ def run_yaml_text(settings):
 
 
 # --------------------------------------------------------------------------- experiment plans
-def fig2_lattices():
-    """fig2's lattices as ``(lattice, fields, seeds, preset)``: an entry of `lattices` is a size
+def lattice_entry(entry, exp):
+    """An entry of an experiment's `lattices` as ``(lattice, fields, seeds, preset)``: a size
     ('4x4', run at every `g` and seed with the experiment's preset) or ``{lattice, g, seeds,
     preset}`` with its own fields, seeds or preset (a larger lattice may run fewer, or longer)."""
+    entry = entry if isinstance(entry, dict) else {"lattice": entry}
+    return entry["lattice"], entry.get("g", exp.get("g")), entry.get("seeds", exp.get("seeds")), entry.get("preset", exp["preset"])
+
+
+def fig2_lattices():
+    """fig2's lattices as ``(lattice, fields, seeds, preset)`` (:func:`lattice_entry`)."""
     exp = EXPERIMENTS["fig2"]
-    plan = []
-    for entry in exp["lattices"]:
-        entry = entry if isinstance(entry, dict) else {"lattice": entry}
-        plan.append(
-            (entry["lattice"], entry.get("g", exp["g"]), entry.get("seeds", exp["seeds"]), entry.get("preset", exp["preset"]))
-        )
-    return plan
+    return [lattice_entry(entry, exp) for entry in exp["lattices"]]
 
 
 def fig2_runs():
