@@ -43,6 +43,14 @@ def test_exact_nqs_energies_equal_dense_linear_algebra(model, n_states):
     exact = nqs_exact_energies(run.nqs, hamiltonian)
     assert exact["trace"] == pytest.approx(np.real(np.trace(mean_matrix)), rel=1e-9)
     assert exact["levels"] == pytest.approx(np.sort(np.real(np.linalg.eigvals(mean_matrix))), rel=1e-9)
+    # the Ritz vectors: orthonormal states of the span that diagonalise H with the levels on the diagonal
+    with_vectors = nqs_exact_energies(run.nqs, hamiltonian, return_vectors=True)
+    full = np.zeros((2**hamiltonian.n_sites, n_states), dtype=complex)
+    full[with_vectors["basis"]] = with_vectors["vectors"]
+    assert full.conj().T @ full == pytest.approx(np.eye(n_states), abs=1e-9)
+    assert full.conj().T @ h @ full == pytest.approx(np.diag(exact["levels"]), abs=1e-9)
+    span = psi @ np.linalg.lstsq(psi, full, rcond=None)[0]  # each vector lies in the span of the psi_k
+    assert span == pytest.approx(full, abs=1e-9)
     if n_states == 1:
         v = psi[:, 0] / np.linalg.norm(psi[:, 0])
         energy = np.real(v.conj() @ h @ v)

@@ -75,18 +75,14 @@ def sector_dimension(hamiltonian: Hamiltonian) -> int:
 MAX_NQS_ENUMERATION = 2**20
 
 
-def nqs_exact_energies(nqs, hamiltonian: Hamiltonian, max_dimension: int = MAX_NQS_ENUMERATION,
-                       chunk_size: int = 4096) -> dict:
-    """The exact energies of a (multi-state) NQS, by enumerating the model's sector.
+def nqs_amplitudes(nqs, hamiltonian: Hamiltonian, max_dimension: int = MAX_NQS_ENUMERATION,
+                   chunk_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Every amplitude of a (multi-state) NQS on the model's sector: ``(basis (D,), A (D, K))``.
 
-    With ``A[s, j] = psi_j(s)`` over every configuration ``s`` of the sector (``nqs.log_amplitudes``,
-    columns rescaled by a constant each, which leaves the result unchanged), ``S = A^H A`` and
-    ``H_sub = A^H H A`` (the sparse Hamiltonian), the exact mean energy matrix is ``S^-1 H_sub``
-    (the quantity VMC estimates); its eigenvalues are the levels and its trace the VMC objective.
-
-    Returns ``dict(trace, levels (K,), variance)``; ``variance`` is the exact energy variance
-    ``<H^2> - <H>^2`` for ``K = 1`` and ``nan`` otherwise. ``ValueError`` when the sector has
-    more than ``max_dimension`` configurations.
+    ``A[s, j] = psi_j(s)`` over the sorted integer ``basis`` (:func:`basis_states`, the order of
+    :func:`lowest_levels`' vectors), from ``nqs.log_amplitudes``; each column is rescaled by a
+    constant (its largest ``|psi_j|`` is 1), which changes no energy. ``ValueError`` when the
+    sector has more than ``max_dimension`` configurations.
     """
     if sector_dimension(hamiltonian) > max_dimension:
         raise ValueError(
@@ -101,16 +97,41 @@ def nqs_exact_energies(nqs, hamiltonian: Hamiltonian, max_dimension: int = MAX_N
         for start in range(0, basis.size, chunk_size)
     ])  # fmt: skip
     log_amps = log_amps - np.max(log_amps.real, axis=0)
-    a = np.exp(log_amps.astype(np.complex128))
+    return basis, np.exp(log_amps.astype(np.complex128))
+
+
+def nqs_exact_energies(nqs, hamiltonian: Hamiltonian, max_dimension: int = MAX_NQS_ENUMERATION,
+                       chunk_size: int = 4096, return_vectors: bool = False) -> dict:
+    """The exact energies of a (multi-state) NQS, by enumerating the model's sector.
+
+    With ``A[s, j] = psi_j(s)`` over every configuration ``s`` of the sector (:func:`nqs_amplitudes`),
+    ``S = A^H A`` and ``H_sub = A^H H A`` (the sparse Hamiltonian), the exact mean energy matrix is
+    ``S^-1 H_sub`` (the quantity VMC estimates); its eigenvalues are the levels and its trace the
+    VMC objective.
+
+    Returns ``dict(trace, levels (K,), variance)``; ``variance`` is the exact energy variance
+    ``<H^2> - <H>^2`` for ``K = 1`` and ``nan`` otherwise. With ``return_vectors`` also ``basis``
+    ``(D,)`` and ``vectors`` ``(D, K)``: the normalised states of the NQS's span whose energies are
+    the levels (the Ritz vectors ``A c`` of ``H_sub c = e S c``; column ``k`` belongs to
+    ``levels[k]``), in :func:`lowest_levels`' basis order. ``ValueError`` when the sector has more
+    than ``max_dimension`` configurations.
+    """
+    basis, a = nqs_amplitudes(nqs, hamiltonian, max_dimension, chunk_size)
     h_a = hamiltonian.to_sparse(basis) @ a
     overlap, h_sub = a.conj().T @ a, a.conj().T @ h_a
     mean_matrix = np.linalg.solve(overlap, h_sub)
-    levels = np.sort(np.real(np.linalg.eigvals(mean_matrix)))
+    eigenvalues, coefficients = np.linalg.eig(mean_matrix)
+    order = np.argsort(np.real(eigenvalues))
+    levels = np.real(eigenvalues[order])
     trace = float(np.real(np.trace(mean_matrix)))
     variance = math.nan
     if a.shape[1] == 1:
         variance = float(np.real(np.vdot(h_a, h_a) / overlap[0, 0]) - trace**2)
-    return {"trace": trace, "levels": levels, "variance": variance}
+    result = {"trace": trace, "levels": levels, "variance": variance}
+    if return_vectors:
+        vectors = a @ coefficients[:, order]
+        result.update(basis=basis, vectors=vectors / np.linalg.norm(vectors, axis=0))
+    return result
 
 
 def nqs_exact_columns(nqs, hamiltonian: Hamiltonian, n_states: int,
