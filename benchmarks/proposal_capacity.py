@@ -53,7 +53,7 @@ from proposal_fit import CONFIG, trained_nqs
 
 from nirbench.io import write_csv_atomically
 from nirbench.models import batched_log_prob
-from nirbench.proposal import make_proposal_optimizer, random_block_permutation, spins_to_tokens
+from nirbench.proposal import apply_grads, make_proposal_optimizer, random_block_permutation, spins_to_tokens
 from nirbench.samplers import make_sampler
 
 
@@ -206,8 +206,7 @@ def _log_ratio_step(proposal, opt_state, optimizer, tokens, log_p, weight):
         return -jnp.mean(log_q) + 0.5 * weight * jnp.var(log_q - log_p.astype(log_q.dtype))
 
     value, grads = eqx.filter_value_and_grad(loss)(proposal)
-    updates, opt_state = optimizer.update(grads, opt_state, eqx.filter(proposal, eqx.is_inexact_array))
-    return eqx.apply_updates(proposal, updates), opt_state, value
+    return *apply_grads(proposal, opt_state, optimizer, grads), value
 
 
 def fit_with_log_ratios(sampler, state, configs, log_p, key, n_steps: int, v: Variant):

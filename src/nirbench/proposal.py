@@ -690,7 +690,8 @@ def make_proposal_optimizer(learning_rate: float = 1e-3) -> optax.GradientTransf
     return optax.adam(learning_rate)
 
 
-def _apply_grads(proposal, opt_state, optimizer, grads):
+def apply_grads(proposal, opt_state, optimizer, grads):
+    """One ``optimizer`` step of ``proposal`` along ``grads`` (its inexact-array leaves): ``(proposal, opt_state)``."""
     updates, opt_state = optimizer.update(grads, opt_state, eqx.filter(proposal, eqx.is_inexact_array))
     return eqx.apply_updates(proposal, updates), opt_state
 
@@ -735,7 +736,7 @@ def train_step(proposal: TransformerProposal, opt_state, optimizer, tokens, weig
     inexact-array leaves of ``proposal``, accumulated in chunks (:func:`forward_kl_value_and_grad`).
     """
     loss, grads = forward_kl_value_and_grad(proposal, tokens, weights)
-    proposal, opt_state = _apply_grads(proposal, opt_state, optimizer, grads)
+    proposal, opt_state = apply_grads(proposal, opt_state, optimizer, grads)
     return proposal, opt_state, loss
 
 
@@ -746,7 +747,7 @@ def backward_train_step(proposal: TransformerProposal, opt_state, optimizer, tok
     Returns ``(proposal, opt_state, loss)`` where ``loss`` is the surrogate value.
     """
     loss, grads = eqx.filter_value_and_grad(backward_kl_loss)(proposal, tokens, log_p)
-    proposal, opt_state = _apply_grads(proposal, opt_state, optimizer, grads)
+    proposal, opt_state = apply_grads(proposal, opt_state, optimizer, grads)
     return proposal, opt_state, loss
 
 
