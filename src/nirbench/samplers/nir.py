@@ -237,7 +237,7 @@ class NIRSampler(Sampler):
             ``ceil((alpha_ess + 1) / alpha_eff)`` (64 when ``alpha_eff = 0``): one batch of ``B`` adds
             at most ``B`` to the ESS, so a call that needs more rounds ends with
             ``ESS / n_proposed < alpha_eff`` and cannot update the NQS; the cap saves those rounds.
-        embed_dim, n_heads, n_layers, p_floor: proposal architecture (``p_floor`` in ``[0, 0.5)``).
+        embed_dim, n_heads, n_layers, p_floor: proposal architecture (``p_floor`` in ``[0, 2**-proposal_patch)``).
         learning_rate: Adam learning rate of the proposal (> 0).
         loss: ``"forward"`` or ``"backward"`` KL.
         train_steps: proposal optimiser steps per call (>= 0, at most ``MAX_TRAIN_STEPS``).
@@ -311,8 +311,6 @@ class NIRSampler(Sampler):
             raise ValueError(f"alpha_eff must be in [0, 1], got {self.alpha_eff!r}")
         if self.max_rounds is not None:
             check_positive_int("max_rounds", self.max_rounds)
-        if not (isinstance(self.p_floor, (int, float)) and 0 <= self.p_floor < 0.5):
-            raise ValueError(f"p_floor must be in [0, 0.5), got {self.p_floor!r}")
         if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
         check_positive_int("embed_dim", self.embed_dim)
@@ -348,9 +346,9 @@ class NIRSampler(Sampler):
             raise ValueError(
                 f"proposal_patch must divide N = {self.n_sites} and be at most {MAX_PATCH}, got {self.proposal_patch}"
             )
-        if self.p_floor >= 2.0**-self.proposal_patch:
+        if not (isinstance(self.p_floor, (int, float)) and 0 <= self.p_floor < 2.0**-self.proposal_patch):
             raise ValueError(
-                f"p_floor must be below 2**-proposal_patch = {2.0**-self.proposal_patch:g}, got {self.p_floor!r}"
+                f"p_floor must be in [0, 2**-proposal_patch = {2.0**-self.proposal_patch:g}), got {self.p_floor!r}"
             )
         if self.symmetry_perms is not None:
             if len(self.symmetry_perms[0]) != self.n_sites:
