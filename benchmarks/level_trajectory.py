@@ -47,11 +47,10 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     config = VMCConfig.from_yaml(args.run_config)
     config = dataclasses.replace(config, max_minutes=None, **json.loads(args.set))
-    config.validate()
-    run = VMCRun(config)
+    run = VMCRun(config)  # validates the changed options
     ed_levels = lowest_levels(run.hamiltonian, config.states)
     _, static = eqx.partition(run.nqs, eqx.is_inexact_array)
-    means, counts = dict.fromkeys(args.average_from), dict.fromkeys(args.average_from, 0)
+    means = dict.fromkeys(args.average_from)  # running means of the parameters after update `start`
     rows, last = [], 0
     while run.nqs_step < config.steps:
         run.step()
@@ -60,22 +59,19 @@ def main(argv=None) -> None:
         last = run.nqs_step
         params, _ = eqx.partition(run.nqs, eqx.is_inexact_array)
         for start in args.average_from:
-            if run.nqs_step > start:
-                counts[start] += 1
-                n = counts[start]
-                means[start] = params if means[start] is None else jax.tree_util.tree_map(
-                    lambda mean, x, n=n: mean + (x - mean) / n, means[start], params
-                )
+            n = run.nqs_step - start  # updates averaged, this one included (one update per step here)
+            if n == 1:
+                means[start] = params
+            elif n > 1:
+                means[start] = jax.tree_util.tree_map(lambda mean, x, n=n: mean + (x - mean) / n, means[start], params)
         if run.nqs_step % args.every and run.nqs_step != config.steps:
             continue
         variants = {"current": run.nqs}
         variants.update({f"average_from_{s}": eqx.combine(m, static) for s, m in means.items() if m is not None})
-        for variant, nqs in variants.items():
-            for level, error in enumerate(level_errors(nqs, run.hamiltonian, ed_levels)):
-                rows.append({"nqs_step": run.nqs_step, "iteration": run.iteration, "variant": variant,
-                             "level": level, "relative_error": error})  # fmt: skip
-        print(run.nqs_step, {v: [f"{r['relative_error']:.2e}" for r in rows[-len(ed_levels) * len(variants):]
-                                 if r["variant"] == v] for v in variants}, flush=True)  # fmt: skip
+        errors = {variant: level_errors(nqs, run.hamiltonian, ed_levels) for variant, nqs in variants.items()}
+        rows += [{"nqs_step": run.nqs_step, "iteration": run.iteration, "variant": variant, "level": level,
+                  "relative_error": error} for variant, levels in errors.items() for level, error in enumerate(levels)]  # fmt: skip
+        print(run.nqs_step, {variant: [f"{e:.2e}" for e in levels] for variant, levels in errors.items()}, flush=True)
         write_csv_atomically(pd.DataFrame(rows), args.out)
     if args.checkpoint:
         run.save_checkpoint(args.checkpoint)
