@@ -373,12 +373,21 @@ def test_make_optimizer_types():
 # ----------------------------------------------------------------------------------------------
 # Jacobian-free (layer-wise) minSR == the Jacobian path
 # ----------------------------------------------------------------------------------------------
-def _random_mlp_nqs(n_sites, n_states, width, depth, seed):
-    """A K-state MLP NQS with every parameter (biases, LayerNorm scale/offset too) randomised."""
-    from nirbench.models import MLP, MultiStateNQS
+def _random_mlp_nqs(n_sites, n_states, width, depth, seed, parities=None):
+    """A K-state MLP NQS with every parameter (biases, LayerNorm scale/offset too) randomised;
+    ``parities`` (``"+-+"``): each MLP projected onto that spin-flip sector (``SpinFlipParity``)."""
+    from nirbench.models import MLP, MultiStateNQS, SpinFlipParity, parse_flip_parities
 
     key, noise_key = jax.random.split(jax.random.PRNGKey(seed))
-    nqs = MultiStateNQS(lambda k: MLP(n_sites, width, depth, final_scale=1.0, key=k), n_states, key=key)
+
+    def make_network(k):
+        mlp = MLP(n_sites, width, depth, final_scale=1.0, key=k)
+        return mlp if parities is None else SpinFlipParity(mlp, 1)
+
+    nqs = MultiStateNQS(make_network, n_states, key=key)
+    if parities is not None:
+        signs = np.asarray(parse_flip_parities(parities, n_states), dtype=np.int32)
+        nqs = eqx.tree_at(lambda m: m.networks.parity, nqs, signs)
     params, static = eqx.partition(nqs, eqx.is_inexact_array)
     leaves, treedef = jax.tree_util.tree_flatten(params)
     keys = jax.random.split(noise_key, len(leaves))
@@ -397,20 +406,24 @@ def _log_psi_of_nqs(nqs, config):
     return nqs.log_psi(config)
 
 
-# (n_sites, K, width, depth, Ns, Ns < P): K = 1 with Ns < P and 2 Ns > P, K = 3 with Ns < P, K = 2
-# with Ns > P. (Tiny K > 1 networks give tuples with nearly singular det[psi_j(s^k)], where both
-# paths lose digits to cancellation in sum_k d log Psi / d log psi_k; these cases avoid that.)
+# (n_sites, K, width, depth, Ns, Ns < P, parities): K = 1 with Ns < P and 2 Ns > P, K = 3 with
+# Ns < P, K = 2 with Ns > P, and states of fixed spin-flip parity (two images per input; an odd
+# state of a tiny network has near-zero amplitudes, where both paths lose digits). (Tiny
+# K > 1 networks give tuples with nearly singular det[psi_j(s^k)], where both paths lose digits to
+# cancellation in sum_k d log Psi / d log psi_k; these cases avoid that.)
 LAYERWISE_CASES = [
-    (4, 1, 6, 2, 8, True),
-    (6, 1, 2, 1, 40, False),
-    (6, 3, 3, 1, 12, True),
-    (6, 2, 3, 1, 90, False),
+    (4, 1, 6, 2, 8, True, None),
+    (6, 1, 2, 1, 40, False, None),
+    (6, 3, 3, 1, 12, True, None),
+    (6, 2, 3, 1, 90, False, None),
+    (6, 1, 3, 1, 40, False, "-"),
+    (6, 3, 3, 1, 12, True, "+-+"),
 ]
 
 
-@pytest.mark.parametrize("n_sites,n_states,width,depth,n_samples,few_samples", LAYERWISE_CASES)
-def test_layerwise_minsr_equals_jacobian_path(n_sites, n_states, width, depth, n_samples, few_samples):
-    nqs = _random_mlp_nqs(n_sites, n_states, width, depth, seed=n_states)
+@pytest.mark.parametrize("n_sites,n_states,width,depth,n_samples,few_samples,parities", LAYERWISE_CASES)
+def test_layerwise_minsr_equals_jacobian_path(n_sites, n_states, width, depth, n_samples, few_samples, parities):
+    nqs = _random_mlp_nqs(n_sites, n_states, width, depth, seed=n_states, parities=parities)
     configs = _distinct_tuples(n_samples, n_states, n_sites, seed=n_samples)
     rng = np.random.default_rng(n_sites)
     eps = jnp.asarray(rng.normal(size=n_samples) + 1j * rng.normal(size=n_samples))

@@ -16,6 +16,7 @@ from nirbench.models import (
     PermutationAveraged,
     ResCNN,
     SignedAmplitude,
+    SpinFlipParity,
     SpinFlipSymmetric,
     build_nqs,
 )
@@ -250,6 +251,38 @@ def test_build_nqs_tfi_imposes_no_spin_flip():
     assert not np.allclose(a, b, atol=1e-8)
     cnn = build_nqs(hamiltonian, "rescnn", channels=CHANNELS, n_blocks=BLOCKS, key=jax.random.key(17))
     assert isinstance(cnn.network(0), ResCNN)
+
+
+def test_build_nqs_flip_parities_give_each_state_its_sector():
+    """``flip_parities="+-+"``: ``psi_j(-s) = p_j psi_j(s)`` for every state, the projection of the
+    state's own network onto that sector, and the determinant antisymmetric as before."""
+    hamiltonian = make_hamiltonian("tfi", 3, 2, "open", g=0.1)
+    nqs = build_nqs(hamiltonian, "mlp", n_states=3, width=WIDTH, depth=DEPTH, flip_parities="+-+", key=jax.random.key(3))
+    assert isinstance(nqs.network(1), SpinFlipParity) and int(nqs.network(1).parity) == -1
+    s = _random_configs(16, 6, seed=4)
+    psi, psi_flipped = np.exp(_amplitudes(nqs, s)), np.exp(_amplitudes(nqs, -s))
+    np.testing.assert_allclose(psi_flipped, psi * np.array([1, -1, 1]), rtol=1e-10, atol=1e-14)
+    assert np.abs(psi).min() > 1e-6  # not the trivial solution psi = 0
+    base = np.exp(_evaluate(nqs.network(1).net, s)), np.exp(_evaluate(nqs.network(1).net, -s))
+    np.testing.assert_allclose(psi[:, 1], (base[0] - base[1]) / 2, rtol=1e-10)
+    # the same networks without the parities: no sector
+    free = build_nqs(hamiltonian, "mlp", n_states=3, width=WIDTH, depth=DEPTH, key=jax.random.key(3))
+    assert not np.allclose(np.exp(_amplitudes(free, -s)), np.exp(_amplitudes(free, s)) * np.array([1, -1, 1]), atol=1e-6)
+
+
+@pytest.mark.parametrize("parities", ["+-", "+-+-", "+x+", "", 5])
+def test_build_nqs_rejects_bad_flip_parities(parities):
+    hamiltonian = make_hamiltonian("tfi", 3, 2, "open", g=0.1)
+    with pytest.raises(ValueError, match="flip_parities"):
+        build_nqs(hamiltonian, "mlp", n_states=3, flip_parities=parities, key=jax.random.key(0))
+
+
+def test_flip_parities_are_tfi_only():
+    hamiltonian = make_hamiltonian("j1j2", 2, 2, "periodic", j2=0.5)
+    with pytest.raises(ValueError, match="TFI"):
+        build_nqs(hamiltonian, "mlp", n_states=1, flip_parities="+", key=jax.random.key(0))
+    with pytest.raises(ValueError, match="parity"):
+        SpinFlipParity(MLP(4, width=WIDTH, depth=DEPTH, key=jax.random.key(1)), 0)
 
 
 def test_build_nqs_rejects_unknown_net():

@@ -344,8 +344,10 @@ def supports_layerwise_minsr(nqs) -> bool:
 
     It needs a :class:`~nirbench.models.multistate.MultiStateNQS` whose (stacked) single-state
     network exposes ``linear_layers()`` and ``probed_call(s, probes)`` as
-    :class:`~nirbench.models.mlp.MLP` does (see there). Wrapped networks (symmetry averages,
-    sector penalties) and the ResCNN do not, and keep the Jacobian path.
+    :class:`~nirbench.models.mlp.MLP` does (see there), or an MLP in
+    :class:`~nirbench.models.symmetry.SpinFlipParity` (its two images count as two inputs). Other
+    wrapped networks (symmetry averages, sector penalties) and the ResCNN do not, and keep the
+    Jacobian path.
     """
     network = getattr(nqs, "networks", None)
     return isinstance(nqs, MultiStateNQS) and all(
@@ -476,7 +478,11 @@ def _layerwise_gram(nqs, configs: jnp.ndarray) -> jnp.ndarray:
     spec = jax.tree_util.tree_map(eqx.is_inexact_array, networks)
     spec = eqx.tree_at(_linear_parameters, spec, replace=[False] * len(_linear_parameters(networks)))
     others, rest = eqx.partition(networks, spec)
-    probe_sizes = [linear.out_features for linear in networks.linear_layers()]
+    # a network evaluated on several images of its input (SpinFlipParity: s and -s) has probes and
+    # layer inputs with an image axis of length n_images; each image counts as one more configuration
+    n_images = getattr(networks, "n_images", None)
+    image_shape = () if n_images is None else (n_images,)
+    probe_sizes = [image_shape + (linear.out_features,) for linear in networks.linear_layers()]
     has_bias = [linear.bias is not None for linear in networks.linear_layers()]
     real_dtype = networks.linear_layers()[0].weight.dtype
 
@@ -503,19 +509,24 @@ def _layerwise_gram(nqs, configs: jnp.ndarray) -> jnp.ndarray:
     def split(x):  # (j, M, ...) -> (j, b, k, ...)
         return x.reshape(n_states, n_samples, n_states, *x.shape[2:])
 
+    def per_input(x):  # (j, M, [images,] size) -> (j, b, k * images, size): an image is one more input
+        return x.reshape(n_states, n_samples, -1, x.shape[-1])
+
     # c[j, b, k] = d log Psi_b / d log psi_j(s_b^k)
     c = jnp.moveaxis(_amplitude_sensitivities(nqs, jnp.moveaxis(split(log_amps), 0, -1)), -1, 0)
 
     gram = 0.0
+    c_images = jnp.repeat(c, 1 if n_images is None else n_images, axis=-1)  # (j, b, k * images)
     for a, d_z, bias in zip(inputs, d_probes, has_bias):
-        a = split(a)  # (j, b, k, in)
-        delta = c[..., None] * split(d_z)  # (j, b, k, out) complex: d log Psi_b / d z_bkj
-        d_rows = jnp.stack([jnp.real(delta), jnp.imag(delta)], axis=1)  # (j, r, b, k, out)
-        # sum over configuration pairs (k, l) of (D_k D_l^T) * (a_k a_l^T); the pair (l, k) is the
+        a = per_input(a)  # (j, b, k * images, in)
+        delta = c_images[..., None] * per_input(d_z)  # (j, b, k * images, out): d log Psi_b / d z
+        d_rows = jnp.stack([jnp.real(delta), jnp.imag(delta)], axis=1)  # (j, r, b, k * images, out)
+        # sum over input pairs (k, l) of (D_k D_l^T) * (a_k a_l^T); the pair (l, k) is the
         # transpose of (k, l), so only k <= l is formed: 1.4-1.5x faster than all K^2 pairs at once
         # for K = 3, batch 512 (docs/benchmarks.md), and a (j, 2 Ns, 2 Ns) intermediate at a time
-        for k in range(n_states):
-            for l in range(k, n_states):
+        n_inputs = a.shape[2]
+        for k in range(n_inputs):
+            for l in range(k, n_inputs):
                 dd = jnp.einsum("jrbo,jsco->jrbsc", d_rows[:, :, :, k], d_rows[:, :, :, l])
                 aa = jnp.einsum("jbi,jci->jbc", a[:, :, k], a[:, :, l]) + bias  # the bias: a constant input 1
                 pair = jnp.einsum("jrbsc,jbc->rbsc", dd, aa)

@@ -19,7 +19,7 @@ import optax
 import pandas as pd
 import yaml
 
-from nirbench.models import NETS
+from nirbench.models import NETS, parse_flip_parities
 from nirbench.models.symmetry import AVERAGES, OUTPUT_HEADS
 from nirbench.samplers import SAMPLERS
 
@@ -95,6 +95,11 @@ class VMCConfig:
         "network",
         "log",
         "what the network's two outputs are: log (Re, Im log psi; paper) or signed (a real amplitude exp(u) (1 + v), beyond the paper)",
+    )
+    flip_parities: str | None = option(
+        "network",
+        None,
+        "TFI: the spin-flip parity of each of the K states, K characters + or - (e.g. +-+ for the ordered phase's two cat states and the next level; unset: none imposed; beyond the paper)",
     )
     marshall_sign: bool = option(
         "network", False, "J1-J2: multiply each network by the Marshall sign (a sign prior, beyond the paper)"
@@ -257,6 +262,10 @@ class VMCConfig:
             raise ValueError(f"unknown symmetry_average {self.symmetry_average!r}; choose one of {AVERAGES}")
         if self.output_head not in OUTPUT_HEADS:
             raise ValueError(f"unknown output_head {self.output_head!r}; choose one of {OUTPUT_HEADS}")
+        if self.flip_parities is not None:
+            parse_flip_parities(self.flip_parities, self.states)
+            if self.model != "tfi":
+                raise ValueError("flip_parities applies to the TFI model only")
         if self.sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler {self.sampler!r}; choose one of {SAMPLERS}")
         if not self.diag_shift > 0:

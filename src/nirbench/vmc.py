@@ -132,7 +132,7 @@ class VMCRun:
             self.hamiltonian, config.net, config.states, width=config.width, depth=config.depth,
             channels=config.channels, n_blocks=config.blocks, symmetries=config.symmetries,
             marshall_sign=config.marshall_sign, symmetry_average=config.symmetry_average,
-            output_head=config.output_head, key=model_key,
+            output_head=config.output_head, flip_parities=config.flip_parities, key=model_key,
         )  # fmt: skip
         self.sampler, self.sampler_state = self.make_sampler(config.sampler, config.batch, sampler_key)
         self.log_prob_fn = (

@@ -19,11 +19,19 @@ Symmetries (``symmetries=True``) depend on the model:
   excited states found are the lowest symmetric ones, e.g. no triplets).
   Note that averaging over ``symmetry_group()`` costs ``|G|`` network calls per configuration
   (800 on 10x10).
-* TFI: nothing is imposed. The excited states of the multi-state TFI runs include spin-flip-odd
+* TFI: nothing is imposed by ``symmetries``. The excited states of the multi-state TFI runs include spin-flip-odd
   states (the ordered phase's partner of the ground state) and non-zero-momentum states, so
   neither spin flip nor lattice averaging may be enforced. Beware that the ResCNN is
   translation invariant regardless, so with periodic boundaries and K > 1 it can only find
   zero-momentum states.
+
+``flip_parities`` (TFI only, beyond the paper): a string of K signs, ``"+-+"``, one spin-flip
+parity per state; state ``j`` becomes ``SpinFlipParity(net, parity_j)``, the projection of its
+network onto that sector (outermost). In the ordered phase the two lowest levels are the even and
+the odd cat state, so ``"+-+"`` (or ``"+--"``) fixes the sectors the K lowest levels lie in, and
+the variational span holds both cat states by construction. In the paramagnetic phase the low
+levels can have other parities, so
+the signs must follow the levels sought (ED, 4x4 open: (+, -, +) at g = 1, (+, -, -) at g = 3).
 
 ``marshall_sign=True`` (J1-J2 only, beyond the paper) wraps each single-state network in
 ``MarshallSign`` (sublattice A = ``lattice.checkerboard()``), a fixed sign prior.
@@ -43,7 +51,9 @@ such as NIR, whose proposal ignores the sector, out of the other sectors. Pass
 
 from __future__ import annotations
 
+import equinox as eqx
 import jax
+import numpy as np
 
 from nirbench.models.mlp import MLP
 from nirbench.models.multistate import MultiStateNQS, batched_log_prob, batched_log_psi, stack_networks
@@ -55,6 +65,7 @@ from nirbench.models.symmetry import (
     MarshallSign,
     PermutationAveraged,
     SignedAmplitude,
+    SpinFlipParity,
     SpinFlipSymmetric,
 )
 
@@ -70,10 +81,12 @@ __all__ = [
     "PermutationAveraged",
     "ResCNN",
     "SignedAmplitude",
+    "SpinFlipParity",
     "SpinFlipSymmetric",
     "batched_log_prob",
     "batched_log_psi",
     "build_nqs",
+    "parse_flip_parities",
     "stack_networks",
 ]
 
@@ -92,6 +105,7 @@ def build_nqs(
     marshall_sign: bool = False,
     symmetry_average: str = "log",
     output_head: str = "log",
+    flip_parities: str | None = None,
     key: jax.Array,
 ) -> MultiStateNQS:
     """Build the K-state NQS for ``hamiltonian`` (see the module docstring for the symmetries).
@@ -108,6 +122,8 @@ def build_nqs(
             (see ``nirbench.models.symmetry``).
         output_head: ``"log"`` (paper: the two outputs are ``Re, Im log psi``) or ``"signed"``
             (``SignedAmplitude``: a real amplitude ``exp(u) (1 + v)``).
+        flip_parities: ``None`` or K characters ``+`` / ``-``, the spin-flip parity of each state
+            (TFI only; :func:`parse_flip_parities`).
         key: PRNG key.
     """
     if net not in NETS:
@@ -122,6 +138,10 @@ def build_nqs(
     if marshall_sign and not is_j1j2:
         raise ValueError("marshall_sign applies to the J1-J2 model only")
     sublattice = lattice.checkerboard() if marshall_sign else None
+    if flip_parities is not None:
+        if getattr(hamiltonian, "name", None) != "tfi":
+            raise ValueError("flip_parities applies to the TFI model only")
+        parities = parse_flip_parities(flip_parities, n_states)
 
     def make_network(k):
         if net == "mlp":
@@ -143,6 +163,21 @@ def build_nqs(
             network = MarshallSign(network, sublattice)
         if magnetisation is not None and sector_penalty is not None:
             network = MagnetisationPenalty(network, magnetisation, float(sector_penalty))
+        if flip_parities is not None:
+            network = SpinFlipParity(network, 1)  # the parities are set below, once stacked
         return network
 
-    return MultiStateNQS(make_network, n_states, key=key)
+    nqs = MultiStateNQS(make_network, n_states, key=key)
+    if flip_parities is not None:
+        nqs = eqx.tree_at(lambda m: m.networks.parity, nqs, np.asarray(parities, dtype=np.int32))
+    return nqs
+
+
+def parse_flip_parities(flip_parities: str, n_states: int) -> tuple[int, ...]:
+    """``"+-+"`` -> ``(1, -1, 1)``; ``ValueError`` unless it has exactly ``n_states`` characters,
+    each ``+`` or ``-``."""
+    if not isinstance(flip_parities, str) or len(flip_parities) != n_states or set(flip_parities) - {"+", "-"}:
+        raise ValueError(
+            f"flip_parities must be {n_states} characters + or -, one per state, got {flip_parities!r}"
+        )
+    return tuple(1 if sign == "+" else -1 for sign in flip_parities)

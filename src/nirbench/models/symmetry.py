@@ -71,6 +71,58 @@ class SpinFlipSymmetric(eqx.Module):
         return self.net(jnp.where(s[0] < 0, -s, s))
 
 
+class SpinFlipParity(eqx.Module):
+    """A state of definite spin-flip parity: ``psi(s) = (f(s) + parity * f(-s)) / 2``.
+
+    ``f`` is ``net``'s amplitude, ``parity`` +1 (even: ``psi(-s) = psi(s)``) or -1 (odd:
+    ``psi(-s) = -psi(s)``); the projection of ``f`` onto that sector (an amplitude average, so the
+    two images interfere). Beyond the paper, for the TFI model's ordered phase, whose two lowest
+    levels are the even and the odd cat state: a multi-state NQS whose states carry fixed parities
+    (``build_nqs(flip_parities=...)``) holds both whatever its networks learn, where an unconstrained
+    one can end with one ferromagnet and its excitations only (docs/nir-keeping-up.md).
+
+    ``parity`` is stored as an integer array (shape ``()``), not a static field, so that the K
+    stacked states of a ``MultiStateNQS`` can differ in it; ``eqx.is_inexact_array`` ignores it.
+    For the layer-wise minSR (``nirbench.minsr``) it exposes ``linear_layers`` and ``probed_call``
+    when ``net`` does, with an image axis of length :attr:`n_images` on the probes and inputs.
+    """
+
+    net: eqx.Module
+    parity: np.ndarray
+    n_images: int = eqx.field(static=True, default=2)
+
+    def __init__(self, net: eqx.Module, parity: int):
+        if parity not in (1, -1):
+            raise ValueError(f"spin-flip parity must be +1 or -1, got {parity!r}")
+        self.net = net
+        self.parity = np.asarray(parity, dtype=np.int32)
+
+    def _combine(self, log_f: jax.Array, log_f_flipped: jax.Array) -> jax.Array:
+        """``log((f(s) + parity f(-s)) / 2)`` from the two images' ``log f`` (the parity as a phase)."""
+        phase = jnp.where(self.parity < 0, 1j * jnp.pi, 0.0)
+        return mean_log_psi(jnp.stack([log_f, log_f_flipped + phase]), "amplitude")
+
+    def __call__(self, s: jax.Array) -> jax.Array:
+        s = jnp.asarray(s)
+        return self._combine(self.net(s), self.net(-s))
+
+    def linear_layers(self):
+        """``net``'s linear layers (each used on both images)."""
+        return self.net.linear_layers()
+
+    def probed_call(self, s: jax.Array, probes=None):
+        """``net.probed_call`` on both images: ``probes`` ``None`` or one ``(2, out)`` array per
+        linear layer (row 0 for ``s``, row 1 for ``-s``); returns ``(log psi, inputs)`` with
+        ``inputs[l]`` of shape ``(2, in)``."""
+        s = jnp.asarray(s)
+        layers = self.linear_layers()
+        probes = ((None,) * len(layers),) * 2 if probes is None else tuple(zip(*probes))
+        log_f, inputs = self.net.probed_call(s, probes[0])
+        log_f_flipped, inputs_flipped = self.net.probed_call(-s, probes[1])
+        stacked = tuple(jnp.stack(pair) for pair in zip(inputs, inputs_flipped))
+        return self._combine(log_f, log_f_flipped), stacked
+
+
 class PermutationAveraged(eqx.Module):
     """Average ``log psi`` (or ``psi``) over a group of site permutations.
 
