@@ -67,7 +67,8 @@ def _longest_run(flags: np.ndarray) -> int:
     return longest
 
 
-def plot(traces: dict[str, pd.DataFrame], target: float, window: int, path: str) -> None:
+def plot(traces: dict[str, pd.DataFrame], target: float, window: int, path: str, title: str = "") -> None:
+    """The relative error of each run's rolling-mean trace against minutes, log scale, the target dashed."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -79,7 +80,9 @@ def plot(traces: dict[str, pd.DataFrame], target: float, window: int, path: str)
     ax.axhline(target, color="grey", linestyle="--", linewidth=0.8, label=f"target {target:g}")
     ax.set_yscale("log")
     ax.set_xlabel("minutes of iterations (one core)")
-    ax.set_ylabel(f"|trace - reference| / |reference| (mean of {window} iterations)")
+    ax.set_ylabel(f"relative error of the trace\n(mean of {window} iterations)")
+    if title:
+        ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, frameon=False)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -96,6 +99,7 @@ def main():
     parser.add_argument("--window", type=int, default=10)
     parser.add_argument("--out")
     parser.add_argument("--plot")
+    parser.add_argument("--title", default="")
     args = parser.parse_args()
     reference = reference_trace(args.reference, args.states)
     rows, traces = [], {}
@@ -110,7 +114,7 @@ def main():
     if args.out:
         write_csv_atomically(table, args.out)
     if args.plot:
-        plot(traces, args.target, args.window, args.plot)
+        plot(traces, args.target, args.window, args.plot, args.title)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,41 @@
+"""benchmarks/recipe_traces.py: time to the target, updating share and longest hold of a run."""
+
+import importlib.util
+import pathlib
+
+import numpy as np
+import pandas as pd
+
+ROOT = pathlib.Path(__file__).parents[1]
+SPEC = importlib.util.spec_from_file_location("recipe_traces", ROOT / "benchmarks" / "recipe_traces.py")
+recipe_traces = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(recipe_traces)
+
+
+def test_a_run_within_the_target_after_its_rolling_mean_gets_there(tmp_path):
+    """Trace -90 for 4 iterations, then -100 (the reference): with a window of 2 the mean of two
+    iterations first lies within 1e-3 at the sixth iteration, after 6 x 30 s = 3 minutes."""
+    updated = [True, False, False, True, False, True, True, True]
+    steps = pd.DataFrame({
+        "energy": [-90.0] * 4 + [-100.0] * 4, "seconds": [30.0] * 8, "nqs_updated": updated,
+    })  # fmt: skip
+    path = tmp_path / "run.csv"
+    steps.to_csv(path, index=False)
+    summary = {"energy": [-99.9], "energy_sigma": [0.1], "relative_error": [1e-3], "e_0": [-60.0],
+               "e_1": [-39.9], "e_0_sigma": [0.01], "e_1_sigma": [0.01]}  # fmt: skip
+    pd.DataFrame(summary).to_csv(tmp_path / "run_summary.csv", index=False)
+    row, trace = recipe_traces.run_row("a", str(path), -100.0, 1e-3, 2)
+    assert row["within_target_after_minutes"] == 3.0
+    assert row["updating"] == 5 / 8 and row["longest_hold"] == 2 and row["iterations"] == 8
+    assert row["minutes"] == 4.0
+    assert row["final_levels"] == "-60.000 -39.900"
+    np.testing.assert_allclose(trace["error"].iloc[3:5], [0.1, 0.05])
+
+
+def test_a_run_that_never_gets_there_has_no_time(tmp_path):
+    steps = pd.DataFrame({"energy": [-90.0] * 5, "seconds": [1.0] * 5, "nqs_updated": [True] * 5})
+    path = tmp_path / "run.csv"
+    steps.to_csv(path, index=False)
+    row, _ = recipe_traces.run_row("b", str(path), -100.0, 1e-3, 2)
+    assert np.isnan(row["within_target_after_minutes"]) and row["longest_hold"] == 0
+    assert "final_energy" not in row
