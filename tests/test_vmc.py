@@ -33,9 +33,9 @@ def _all_tuples(n_sites, n_states):
     return np.array([np.stack(t) for t in itertools.product(configs, repeat=n_states)])
 
 
-@pytest.mark.parametrize("n_states", [1, 2])
-def test_trace_energy_gradient_matches_finite_differences(n_states):
-    vmc = VMCRun(VMCConfig(**TINY, states=n_states, sampler="exact"))
+@pytest.mark.parametrize(("n_states", "parities"), [(1, None), (2, None), (2, "+-")])
+def test_trace_energy_gradient_matches_finite_differences(n_states, parities):
+    vmc = VMCRun(VMCConfig(**TINY, states=n_states, sampler="exact", flip_parities=parities))
     nqs, hamiltonian = vmc.nqs, vmc.hamiltonian
     tuples = jnp.asarray(_all_tuples(hamiltonian.n_sites, n_states))
     log_prob = jax.jit(jax.vmap(nqs.log_prob))(tuples)
@@ -61,10 +61,10 @@ def test_trace_energy_gradient_matches_finite_differences(n_states):
     assert float(grad_flat @ direction) == pytest.approx(float(finite_difference), rel=1e-6, abs=1e-9)
 
 
-@pytest.mark.parametrize(("sampler", "patch"), [("mcmc", 1), ("nir", 1), ("nir", 2)])
-def test_resumed_run_reproduces_uninterrupted_run(tmp_path, sampler, patch):
-    options = dict(**TINY, states=2, sampler=sampler, steps=4, checkpoint_every=2, mcmc_warmup=8,
-                   mcmc_thinning=2, proposal_dim=8, proposal_layers=1, proposal_heads=2, proposal_patch=patch)
+@pytest.mark.parametrize(("sampler", "patch", "parities"), [("mcmc", 1, None), ("nir", 1, None), ("nir", 2, "-+")])
+def test_resumed_run_reproduces_uninterrupted_run(tmp_path, sampler, patch, parities):
+    options = dict(**TINY, states=2, sampler=sampler, steps=4, checkpoint_every=2, mcmc_warmup=8, mcmc_thinning=2,
+                   proposal_dim=8, proposal_layers=1, proposal_heads=2, proposal_patch=patch, flip_parities=parities)
     config = VMCConfig(**options)
     full = VMCRun(config)
     full.train(progress=False)
