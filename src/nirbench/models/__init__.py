@@ -19,9 +19,10 @@ Symmetries (``symmetries=True``) depend on the model:
   excited states found are the lowest symmetric ones, e.g. no triplets).
   Note that averaging over ``symmetry_group()`` costs ``|G|`` network calls per configuration
   (800 on 10x10).
-* TFI: nothing is imposed by ``symmetries``. The excited states of the multi-state TFI runs include spin-flip-odd
-  states (the ordered phase's partner of the ground state) and non-zero-momentum states, so
-  neither spin flip nor lattice averaging may be enforced. Beware that the ResCNN is
+* TFI: nothing is imposed by ``symmetries``. The excited states of the multi-state TFI runs
+  include spin-flip-odd states (the ordered phase's partner of the ground state) and
+  non-zero-momentum states, so neither spin flip nor lattice averaging may be enforced on every
+  state alike (``flip_parities`` below sets one parity per state). Beware that the ResCNN is
   translation invariant regardless, so with periodic boundaries and K > 1 it can only find
   zero-momentum states.
 
@@ -30,8 +31,8 @@ parity per state; state ``j`` becomes ``SpinFlipParity(net, parity_j)``, the pro
 network onto that sector (outermost). In the ordered phase the two lowest levels are the even and
 the odd cat state, so ``"+-+"`` (or ``"+--"``) fixes the sectors the K lowest levels lie in, and
 the variational span holds both cat states by construction. In the paramagnetic phase the low
-levels can have other parities, so
-the signs must follow the levels sought (ED, 4x4 open: (+, -, +) at g = 1, (+, -, -) at g = 3).
+levels can have other parities, so the signs must follow the levels sought (ED, 4x4 open:
+``+-+`` at g = 1, ``+--`` at g = 3).
 
 ``marshall_sign=True`` (J1-J2 only, beyond the paper) wraps each single-state network in
 ``MarshallSign`` (sublattice A = ``lattice.checkerboard()``), a fixed sign prior.

@@ -77,9 +77,10 @@ class SpinFlipParity(eqx.Module):
     ``f`` is ``net``'s amplitude, ``parity`` +1 (even: ``psi(-s) = psi(s)``) or -1 (odd:
     ``psi(-s) = -psi(s)``); the projection of ``f`` onto that sector (an amplitude average, so the
     two images interfere). Beyond the paper, for the TFI model's ordered phase, whose two lowest
-    levels are the even and the odd cat state: a multi-state NQS whose states carry fixed parities
-    (``build_nqs(flip_parities=...)``) holds both whatever its networks learn, where an unconstrained
-    one can end with one ferromagnet and its excitations only (docs/nir-keeping-up.md).
+    levels are the even and the odd cat state: in a multi-state NQS whose states carry fixed
+    parities (``build_nqs(flip_parities=...)``) a network that learns one ferromagnet gives the cat
+    state of its parity, so the span can hold both, where an unconstrained NQS can end with one
+    ferromagnet and its excitations only (docs/nir-keeping-up.md).
 
     ``parity`` is stored as an integer array (shape ``()``), not a static field, so that the K
     stacked states of a ``MultiStateNQS`` can differ in it; ``eqx.is_inexact_array`` ignores it.
