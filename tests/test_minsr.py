@@ -418,6 +418,7 @@ LAYERWISE_CASES = [
     (6, 2, 3, 1, 90, False, None),
     (6, 1, 3, 1, 40, False, "-"),
     (6, 3, 3, 1, 12, True, "+-+"),
+    (6, 3, 3, 1, 12, True, "-."),  # an odd state, a free one, and a free one by default
 ]
 
 

@@ -265,12 +265,19 @@ def test_build_nqs_flip_parities_give_each_state_its_sector():
     assert np.abs(psi).min() > 1e-6  # not the trivial solution psi = 0
     base = np.exp(_evaluate(nqs.network(1).net, s)), np.exp(_evaluate(nqs.network(1).net, -s))
     np.testing.assert_allclose(psi[:, 1], (base[0] - base[1]) / 2, rtol=1e-10)
+    # "+-": the same two sectors, the third state free: exactly its own network, of no parity
+    partly = build_nqs(hamiltonian, "mlp", n_states=3, width=WIDTH, depth=DEPTH, flip_parities="+-", key=jax.random.key(3))
+    assert [int(partly.network(j).parity) for j in range(3)] == [1, -1, 0]
+    log_amps = _amplitudes(partly, s)
+    np.testing.assert_allclose(np.exp(log_amps[:, :2]), psi[:, :2], rtol=1e-10)
+    np.testing.assert_allclose(np.exp(log_amps[:, 2]), np.exp(_evaluate(partly.network(2).net, s)), rtol=1e-12)
+    assert not np.allclose(np.abs(np.exp(_amplitudes(partly, -s)[:, 2])), np.abs(np.exp(log_amps[:, 2])), rtol=1e-3)
     # the same networks without the parities: no sector
     free = build_nqs(hamiltonian, "mlp", n_states=3, width=WIDTH, depth=DEPTH, key=jax.random.key(3))
     assert not np.allclose(np.exp(_amplitudes(free, -s)), np.exp(_amplitudes(free, s)) * np.array([1, -1, 1]), atol=1e-6)
 
 
-@pytest.mark.parametrize("parities", ["+-", "+-+-", "+x+", "", 5])
+@pytest.mark.parametrize("parities", ["+-+-", "+x+", "+-0", "", 5])
 def test_build_nqs_rejects_bad_flip_parities(parities):
     hamiltonian = make_hamiltonian("tfi", 3, 2, "open", g=0.1)
     with pytest.raises(ValueError, match="flip_parities"):
@@ -282,7 +289,7 @@ def test_flip_parities_are_tfi_only():
     with pytest.raises(ValueError, match="TFI"):
         build_nqs(hamiltonian, "mlp", n_states=1, flip_parities="+", key=jax.random.key(0))
     with pytest.raises(ValueError, match="parity"):
-        SpinFlipParity(MLP(4, width=WIDTH, depth=DEPTH, key=jax.random.key(1)), 0)
+        SpinFlipParity(MLP(4, width=WIDTH, depth=DEPTH, key=jax.random.key(1)), 2)
 
 
 def test_build_nqs_rejects_unknown_net():

@@ -33,7 +33,7 @@ def _all_tuples(n_sites, n_states):
     return np.array([np.stack(t) for t in itertools.product(configs, repeat=n_states)])
 
 
-@pytest.mark.parametrize(("n_states", "parities"), [(1, None), (2, None), (2, "+-")])
+@pytest.mark.parametrize(("n_states", "parities"), [(1, None), (2, None), (2, "+-"), (2, "-")])
 def test_trace_energy_gradient_matches_finite_differences(n_states, parities):
     vmc = VMCRun(VMCConfig(**TINY, states=n_states, sampler="exact", flip_parities=parities))
     nqs, hamiltonian = vmc.nqs, vmc.hamiltonian
@@ -196,6 +196,7 @@ def test_energy_decreases_with_exact_sampling():
         ({"symmetry_average": "median"}, "unknown symmetry_average"),
         ({"output_head": "sign"}, "unknown output_head"),
         ({"flip_parities": "+-+"}, "flip_parities must be"),
+        ({"flip_parities": ""}, "flip_parities must be"),
         ({"flip_parities": "o"}, "flip_parities must be"),
         ({"model": "j1j2", "flip_parities": "+"}, "TFI model only"),
         ({"lr_warmup": 10**6}, "lr_warmup must be in"),

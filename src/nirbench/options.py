@@ -99,7 +99,7 @@ class VMCConfig:
     flip_parities: str | None = option(
         "network",
         None,
-        "TFI: the spin-flip parity of each of the K states, K characters + or - (e.g. +-+ for the ordered phase's two cat states and the next level; unset: none imposed; beyond the paper)",
+        "TFI: the spin-flip parity of the states in order, up to K characters + - or . (free); the states after the string are free (e.g. +-: the even ground state and the odd next level, at every field; unset: none imposed; beyond the paper)",
     )
     marshall_sign: bool = option(
         "network", False, "J1-J2: multiply each network by the Marshall sign (a sign prior, beyond the paper)"

@@ -26,13 +26,15 @@ Symmetries (``symmetries=True``) depend on the model:
   translation invariant regardless, so with periodic boundaries and K > 1 it can only find
   zero-momentum states.
 
-``flip_parities`` (TFI only, beyond the paper): a string of K signs, ``"+-+"``, one spin-flip
-parity per state; state ``j`` becomes ``SpinFlipParity(net, parity_j)``, the projection of its
-network onto that sector (outermost). In the ordered phase the two lowest levels are the even and
-the odd cat state, so ``"+-+"`` (or ``"+--"``) fixes the sectors the K lowest levels lie in, and
-the variational span holds both cat states by construction. In the paramagnetic phase the low
-levels can have other parities, so the signs must follow the levels sought (ED, 4x4 open:
-``+-+`` at g = 1, ``+--`` at g = 3).
+``flip_parities`` (TFI only, beyond the paper): a string of up to K signs, ``"+-+"``, one
+spin-flip parity per state in order (``.`` or no sign: the state is free); state ``j`` becomes
+``SpinFlipParity(net, parity_j)``, the projection of its network onto that sector (outermost).
+The ground state of the TFI model is even (its amplitudes are positive) and, in both phases, the
+next level is odd (the odd cat state in the ordered phase, the lowest magnon in the paramagnetic
+one; ED on 4x4, open and periodic, g = 0.1 to 3.5), so ``"+-"`` with the further states free fits
+every field and puts both cat states in the variational span by construction. The third level's
+parity depends on the field (ED, 4x4 open: ``+`` at g = 1 and 2, ``-`` at g = 3), so fixing it
+(``"+-+"``) is only right where that parity is known.
 
 ``marshall_sign=True`` (J1-J2 only, beyond the paper) wraps each single-state network in
 ``MarshallSign`` (sublattice A = ``lattice.checkerboard()``), a fixed sign prior.
@@ -123,8 +125,9 @@ def build_nqs(
             (see ``nirbench.models.symmetry``).
         output_head: ``"log"`` (paper: the two outputs are ``Re, Im log psi``) or ``"signed"``
             (``SignedAmplitude``: a real amplitude ``exp(u) (1 + v)``).
-        flip_parities: ``None`` or K characters ``+`` / ``-``, the spin-flip parity of each state
-            (TFI only; :func:`parse_flip_parities`).
+        flip_parities: ``None`` or up to K characters ``+`` / ``-`` / ``.``, the spin-flip parity
+            of each state in order, ``.`` and the states after the string free (TFI only;
+            :func:`parse_flip_parities`).
         key: PRNG key.
     """
     if net not in NETS:
@@ -174,11 +177,21 @@ def build_nqs(
     return nqs
 
 
+#: the characters of ``flip_parities`` and the parity each sets (0: the state is left free)
+FLIP_PARITY_SIGNS = {"+": 1, "-": -1, ".": 0}
+
+
 def parse_flip_parities(flip_parities: str, n_states: int) -> tuple[int, ...]:
-    """``"+-+"`` -> ``(1, -1, 1)``; ``ValueError`` unless it has exactly ``n_states`` characters,
-    each ``+`` or ``-``."""
-    if not isinstance(flip_parities, str) or len(flip_parities) != n_states or set(flip_parities) - {"+", "-"}:
+    """``"+-"`` with ``n_states = 3`` -> ``(1, -1, 0)``: one of ``+ - .`` per state, in order, 1 to
+    ``n_states`` characters; the states after the string are free (0), as is a ``.``.
+    ``ValueError`` otherwise."""
+    if (
+        not isinstance(flip_parities, str)
+        or not 1 <= len(flip_parities) <= n_states
+        or set(flip_parities) - set(FLIP_PARITY_SIGNS)
+    ):
         raise ValueError(
-            f"flip_parities must be {n_states} characters + or -, one per state, got {flip_parities!r}"
+            f"flip_parities must be 1 to {n_states} characters + - or . (one per state, in order; "
+            f"the states after them are free), got {flip_parities!r}"
         )
-    return tuple(1 if sign == "+" else -1 for sign in flip_parities)
+    return tuple(FLIP_PARITY_SIGNS[sign] for sign in flip_parities.ljust(n_states, "."))

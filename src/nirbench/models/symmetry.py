@@ -76,7 +76,9 @@ class SpinFlipParity(eqx.Module):
 
     ``f`` is ``net``'s amplitude, ``parity`` +1 (even: ``psi(-s) = psi(s)``) or -1 (odd:
     ``psi(-s) = -psi(s)``); the projection of ``f`` onto that sector (an amplitude average, so the
-    two images interfere). Beyond the paper, for the TFI model's ordered phase, whose two lowest
+    two images interfere). ``parity`` 0 leaves the state free: ``psi(s) = f(s)`` exactly (the
+    second image is still evaluated, so that stacked states share one code path, and gets a zero
+    gradient). Beyond the paper, for the TFI model's ordered phase, whose two lowest
     levels are the even and the odd cat state: in a multi-state NQS whose states carry fixed
     parities (``build_nqs(flip_parities=...)``) a network that learns one ferromagnet gives the cat
     state of its parity, so the span can hold both, where an unconstrained NQS can end with one
@@ -93,13 +95,18 @@ class SpinFlipParity(eqx.Module):
     n_images: int = eqx.field(static=True, default=2)
 
     def __init__(self, net: eqx.Module, parity: int):
-        if parity not in (1, -1):
-            raise ValueError(f"spin-flip parity must be +1 or -1, got {parity!r}")
+        if parity not in (1, -1, 0):
+            raise ValueError(f"spin-flip parity must be +1, -1 or 0 (free), got {parity!r}")
         self.net = net
         self.parity = np.asarray(parity, dtype=np.int32)
 
     def _combine(self, log_f: jax.Array, log_f_flipped: jax.Array) -> jax.Array:
-        """``log((f(s) + parity f(-s)) / 2)`` from the two images' ``log f`` (the parity as a phase)."""
+        """``log((f(s) + parity f(-s)) / 2)`` from the two images' ``log f`` (the parity as a phase).
+
+        Parity 0: the flipped image is replaced by ``log f(s)`` itself, so the average is
+        ``log f(s)`` and no gradient reaches the flipped image (no ``where`` over a branch that
+        can be ``log 0``)."""
+        log_f_flipped = jnp.where(self.parity == 0, log_f, log_f_flipped)
         phase = jnp.where(self.parity < 0, 1j * jnp.pi, 0.0)
         return mean_log_psi(jnp.stack([log_f, log_f_flipped + phase]), "amplitude")
 
