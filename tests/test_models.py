@@ -19,6 +19,7 @@ from nirbench.models import (
     SpinFlipParity,
     SpinFlipSymmetric,
     build_nqs,
+    rescnn,
 )
 from nirbench.models.rescnn import circular_conv
 
@@ -111,10 +112,13 @@ def test_rescnn_translation_invariant_on_periodic_lattice():
     assert not np.allclose(_evaluate(net, scrambled), reference, atol=1e-6)
 
 
+@pytest.mark.parametrize("dense", [True, False])
 @pytest.mark.parametrize("shape", [(4, 4), (2, 3), (5, 2)])
-def test_circular_conv_equals_equinox_conv(shape):
-    """The ResCNN's convolution equals eqx.nn.Conv2d (circular padding) in value, in the gradient
-    w.r.t. kernel and input, and in the per-sample kernel Jacobian (vmap of jacrev) minSR uses."""
+def test_circular_conv_equals_equinox_conv(shape, dense, monkeypatch):
+    """The ResCNN's convolution, as a dense matrix product and as XLA's convolution, equals
+    eqx.nn.Conv2d (circular padding) in value, in the gradient w.r.t. kernel and input, and in the
+    per-sample kernel Jacobian (vmap of jacrev) minSR uses."""
+    monkeypatch.setattr(rescnn, "uses_dense_conv", lambda n_sites, c_in, c_out: dense)
     lx, ly = shape
     conv = eqx.nn.Conv2d(3, 4, kernel_size=3, padding=1, padding_mode="CIRCULAR", key=jax.random.key(30))
     xs = jax.random.normal(jax.random.key(31), (5, 3, lx, ly))

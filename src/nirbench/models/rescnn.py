@@ -16,12 +16,14 @@ still treats the lattice as a torus, so the network is translation invariant the
 
 The convolutions' parameters live in ``eqx.nn.Conv2d`` modules (weight
 ``(C_out, C_in, 3, 3)``, bias ``(C_out, 1, 1)``) and are evaluated by :func:`circular_conv`, whose
-value is XLA's convolution but whose reverse-mode derivative w.r.t. the kernel is an im2col
+value is one dense matrix product on small lattices and XLA's convolution on large ones
+(:func:`uses_dense_conv`), and whose reverse-mode derivative w.r.t. the kernel is an im2col
 product (gather each site's 3x3 neighbourhood with a fixed index table, then one matrix product).
 The reason is the per-sample Jacobian that minSR needs: XLA lowers the vmapped kernel gradient of
 ``lax.conv`` to a grouped convolution, which on the CPU took 21.7 s for 1024 configurations of a
 4x4, 8-channel, 2-block network (and tried to allocate 35 GB for 4096), against 0.11 s with the
-im2col form; the forward pass stays on the convolution, which was 2x faster than im2col there.
+im2col form; im2col was 2x slower than the convolution in the forward pass, the dense matrix
+product 1.6-5x faster on 4x4 (8 and 16 channels).
 """
 
 from __future__ import annotations
@@ -55,8 +57,44 @@ def neighbourhood_index(lx: int, ly: int) -> np.ndarray:
     )  # fmt: skip
 
 
+@functools.cache
+def _neighbourhood_one_hot(lx: int, ly: int) -> np.ndarray:
+    """``(N, 9, N)`` float 0/1: ``[n, t, m] = 1`` iff site ``m`` is entry ``t`` of site ``n``'s neighbourhood."""
+    index = neighbourhood_index(lx, ly)
+    return (index[:, :, None] == np.arange(lx * ly)).astype(np.float64)
+
+
+def dense_conv_matrix(kernel: jax.Array, lx: int, ly: int) -> jax.Array:
+    """The circular 3x3 convolution as a matrix ``(C_out N, C_in N)`` acting on ``x.reshape(-1)``.
+
+    ``[o N + n, c N + m] = sum_t kernel[o, c, t] [site m is entry t of site n's neighbourhood]``
+    (summed where the neighbourhood wraps onto a site twice, lx or ly < 3).
+    """
+    c_out, c_in = kernel.shape[:2]
+    one_hot = jnp.asarray(_neighbourhood_one_hot(lx, ly), kernel.dtype)
+    matrix = jnp.einsum("oct,ntm->oncm", kernel.reshape(c_out, c_in, 9), one_hot)
+    return matrix.reshape(c_out * lx * ly, c_in * lx * ly)
+
+
+def uses_dense_conv(n_sites: int, c_in: int, c_out: int) -> bool:
+    """Whether :func:`circular_conv` evaluates a convolution as one dense matrix product.
+
+    The dense product (:func:`dense_conv_matrix`) does ``N / 9`` times the convolution's
+    arithmetic, but as one well-shaped matrix product, where XLA's convolution of few channels on a
+    small grid runs far below the machine's speed; the dense form is taken while ``N / 9`` is at
+    most the channel count. Measured (one core, float64, a 2-block ResCNN on 2048-8192
+    configurations, dense / convolution time): 4 channels 0.60 on 4x4, 1.10 on 8x8; 8 channels
+    0.62 on 4x4, 0.85 on 8x8, 1.07 on 10x10; 16 channels 0.19 on 4x4, 0.36 on 8x8, 0.53 on 10x10,
+    0.69 on 12x12 (docs/benchmarks.md, "The ResCNN's convolutions as dense products").
+    """
+    return n_sites <= 9 * max(c_in, c_out)
+
+
 def _wrapped_conv(kernel: jax.Array, x: jax.Array) -> jax.Array:
     """3x3 cross-correlation with circular padding: ``kernel (C_out, C_in, 3, 3)``, ``x (C_in, lx, ly)``."""
+    c_out, (c_in, lx, ly) = kernel.shape[0], x.shape
+    if uses_dense_conv(lx * ly, c_in, c_out):
+        return (dense_conv_matrix(kernel, lx, ly) @ x.reshape(c_in * lx * ly)).reshape(c_out, lx, ly)
     padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1)), mode="wrap")
     return jax.lax.conv_general_dilated(padded[None], kernel, (1, 1), "VALID")[0]
 
@@ -71,7 +109,8 @@ def _circular_conv_fwd(kernel, x):
 
 
 def _circular_conv_bwd(residuals, cotangent):
-    """Kernel cotangent by im2col (a matmul, also under vmap); input cotangent by XLA's transpose."""
+    """Kernel cotangent by im2col (a matmul, also under vmap); input cotangent by the transpose of
+    the forward map (XLA's)."""
     kernel, x = residuals
     c_out, c_in = kernel.shape[:2]
     patches = x.reshape(c_in, -1)[:, neighbourhood_index(*x.shape[1:])]  # (C_in, N, 9)
