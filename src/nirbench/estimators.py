@@ -96,8 +96,13 @@ def local_energy_matrices(nqs, hamiltonian, configs: jax.Array) -> jax.Array:
     return jax.vmap(lambda s: local_energy_matrix(nqs, hamiltonian, s))(jnp.asarray(configs))
 
 
-#: configurations per compiled NQS call of :func:`local_energy_matrices_distinct`
-DISTINCT_CHUNK = 512
+#: configurations per compiled NQS call of :func:`local_energy_matrices_distinct`. Small enough
+#: that a chunk's activations stay in cache where one configuration costs many network
+#: evaluations: on the J1-J2 recipe's batch (symmetric ResCNN, 16 images per configuration) 128
+#: took 0.58 s against 1.03 s with 512; the TFI recipe's MLP batches (K = 3) lose a little, 0.105
+#: against 0.095 s on 4x4 and 0.26 against 0.23 s on 6x6 (one core; docs/benchmarks.md, "The
+#: ResCNN's convolutions as dense products").
+DISTINCT_CHUNK = 128
 
 
 @eqx.filter_jit
