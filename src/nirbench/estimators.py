@@ -25,6 +25,7 @@ from jax.scipy.special import logsumexp
 from scipy.stats import linregress
 
 from nirbench.linalg import solve
+from nirbench.models.multistate import EVALUATION_CHUNK
 
 
 def _ratio_sum(mels: jax.Array, log_ratios: jax.Array) -> jax.Array:
@@ -96,15 +97,6 @@ def local_energy_matrices(nqs, hamiltonian, configs: jax.Array) -> jax.Array:
     return jax.vmap(lambda s: local_energy_matrix(nqs, hamiltonian, s))(jnp.asarray(configs))
 
 
-#: configurations per compiled NQS call of :func:`local_energy_matrices_distinct`. Small enough
-#: that a chunk's activations stay in cache where one configuration costs many network
-#: evaluations: on the J1-J2 recipe's batch (symmetric ResCNN, 16 images per configuration) 128
-#: took 0.58 s against 1.03 s with 512; the TFI recipe's MLP batches (K = 3) lose a little, 0.105
-#: against 0.095 s on 4x4 and 0.26 against 0.23 s on 6x6 (one core; docs/benchmarks.md, "The
-#: ResCNN's convolutions as dense products").
-DISTINCT_CHUNK = 128
-
-
 @eqx.filter_jit
 def _connected_batch(hamiltonian, configs):
     """``configs`` ``(B, K, N)`` -> connected ``(B, K, M, N)`` and matrix elements ``(B, K, M)``."""
@@ -152,7 +144,7 @@ def distinct_needed_configurations(hamiltonian, configs):
     return rows[index], inverse, needed, mels
 
 
-def local_energy_matrices_distinct(nqs, hamiltonian, configs, chunk: int = DISTINCT_CHUNK) -> jax.Array:
+def local_energy_matrices_distinct(nqs, hamiltonian, configs, chunk: int = EVALUATION_CHUNK) -> jax.Array:
     """:func:`local_energy_matrices` of a batch ``(B, K, N)`` -> ``(B, K, K)``, evaluating the NQS
     once per *distinct* configuration that enters with a non-zero matrix element.
 
@@ -161,7 +153,7 @@ def local_energy_matrices_distinct(nqs, hamiltonian, configs, chunk: int = DISTI
     parallel spins); on a J1-J2 4x4 NIR batch 16 640 connected configurations held 5 473 distinct
     ones with a non-zero element (``benchmarks/local_energy_speed.py``). The distinct ones are found on the host
     (:func:`distinct_needed_configurations`) and evaluated in compiled chunks of ``chunk``
-    configurations (one shape, compiled once); the matrices are then assembled exactly as in
+    configurations (one shape, compiled once; ``nirbench.models.multistate.EVALUATION_CHUNK``); the matrices are then assembled exactly as in
     :func:`local_energy_matrix`. Not differentiable (local energies never are, in VMC).
     """
     n_batch, n_states, _ = jnp.shape(configs)

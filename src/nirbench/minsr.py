@@ -48,6 +48,7 @@ inputs and output gradients ("NTK by layers") and gets ``X^T y`` from one VJP.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import equinox as eqx
@@ -57,7 +58,7 @@ import optax
 from jax.flatten_util import ravel_pytree
 from jax.scipy.linalg import cho_factor, cho_solve
 
-from nirbench.models.multistate import MultiStateNQS
+from nirbench.models.multistate import EVALUATION_CHUNK, MultiStateNQS
 
 MODES = ("auto", "minsr", "sr")
 OPTIMIZERS = ("adam", "sgd")
@@ -332,7 +333,9 @@ def _jacobian_of_log_psi(log_psi_fn, params, configs: jnp.ndarray) -> jnp.ndarra
         value = log_psi_fn(eqx.combine(unravel(theta), static), config)
         return jnp.stack([jnp.real(value), jnp.imag(value)])
 
-    jac = jax.vmap(jax.jacrev(re_im), in_axes=(None, 0))(flat, configs)  # (Ns, 2, P)
+    # vectorised over EVALUATION_CHUNK configurations at a time, so that a chunk's activations stay
+    # in cache (J1-J2 recipe, symmetric ResCNN: docs/benchmarks.md)
+    jac = jax.lax.map(functools.partial(jax.jacrev(re_im), flat), configs, batch_size=EVALUATION_CHUNK)  # (Ns, 2, P)
     return jac[:, 0, :] + 1j * jac[:, 1, :]
 
 

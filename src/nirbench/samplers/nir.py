@@ -70,6 +70,7 @@ import optax
 from jax.scipy.special import logsumexp
 
 from nirbench.estimators import log_effective_sample_size, log_ess_from_sums
+from nirbench.models.multistate import evaluate_in_chunks
 from nirbench.profiling import timed
 from nirbench.proposal import (
     PatchedProposal,
@@ -608,7 +609,7 @@ def _propose(sampler: _Kernel, log_prob_fn, nqs, proposal: TransformerProposal, 
         group = sampler.group()
         configs = group.random_apply(key_group, configs)
         log_q = symmetrized_log_prob(proposal, group, configs, sampler.symmetry_chunk)
-    log_p = log_prob_fn(nqs, configs)
+    log_p = evaluate_in_chunks(log_prob_fn, nqs, configs)
     dtype = jnp.promote_types(log_p.dtype, log_q.dtype)
     log_w = log_p.astype(dtype) - log_q.astype(dtype)
     return configs, log_w, log_q.astype(dtype), logsumexp(log_w), logsumexp(2.0 * log_w)
