@@ -18,10 +18,13 @@ from nirbench.models import (
     SignedAmplitude,
     SpinFlipParity,
     SpinFlipSymmetric,
+    batched_log_prob,
     build_nqs,
     rescnn,
 )
+from nirbench.models.multistate import evaluate_in_chunks, evaluation_chunk
 from nirbench.models.rescnn import circular_conv
+from nirbench.models.symmetry import images_per_configuration
 
 
 def _random_configs(n, n_sites, seed=0, magnetisation=None):
@@ -294,6 +297,27 @@ def test_flip_parities_are_tfi_only():
         build_nqs(hamiltonian, "mlp", n_states=1, flip_parities="+", key=jax.random.key(0))
     with pytest.raises(ValueError, match="parity"):
         SpinFlipParity(MLP(4, width=WIDTH, depth=DEPTH, key=jax.random.key(1)), 2)
+
+
+def test_evaluation_chunks_follow_the_images_per_configuration():
+    """``images_per_configuration`` counts the innermost network's calls through every wrapper;
+    ``evaluation_chunk`` keeps about EVALUATION_IMAGES evaluations per call, and
+    ``evaluate_in_chunks`` gives the one-call values on a batch of several chunks and a remainder."""
+    j1j2 = make_hamiltonian("j1j2", 4, 4, "periodic", j2=0.5)
+    symmetric = build_nqs(j1j2, "rescnn", channels=CHANNELS, n_blocks=BLOCKS, symmetries=True,
+                          symmetry_average="amplitude", marshall_sign=True, key=jax.random.key(40))  # fmt: skip
+    assert images_per_configuration(symmetric.networks) == 16  # 8 point-group elements x spin flip
+    assert evaluation_chunk(symmetric) == 128
+    tfi = make_hamiltonian("tfi", 3, 2, "open", g=1.0)
+    plain = build_nqs(tfi, "mlp", n_states=3, width=WIDTH, depth=DEPTH, key=jax.random.key(41))
+    assert images_per_configuration(plain.networks) == 1 and evaluation_chunk(plain) == 512
+    parity = build_nqs(tfi, "mlp", n_states=3, width=WIDTH, depth=DEPTH, flip_parities="+-", key=jax.random.key(41))
+    assert images_per_configuration(parity.networks) == 2 and evaluation_chunk(parity) == 256
+    configs = jnp.asarray(_random_configs(300, 16, seed=42)).reshape(300, 1, 16)
+    np.testing.assert_allclose(
+        jax.jit(lambda c: evaluate_in_chunks(batched_log_prob, symmetric, c))(configs),
+        jax.jit(lambda c: batched_log_prob(symmetric, c))(configs), rtol=1e-12, atol=1e-12,
+    )  # fmt: skip
 
 
 def test_build_nqs_rejects_unknown_net():

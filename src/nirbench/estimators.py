@@ -25,7 +25,7 @@ from jax.scipy.special import logsumexp
 from scipy.stats import linregress
 
 from nirbench.linalg import solve
-from nirbench.models.multistate import EVALUATION_CHUNK
+from nirbench.models.multistate import evaluation_chunk
 
 
 def _ratio_sum(mels: jax.Array, log_ratios: jax.Array) -> jax.Array:
@@ -144,7 +144,7 @@ def distinct_needed_configurations(hamiltonian, configs):
     return rows[index], inverse, needed, mels
 
 
-def local_energy_matrices_distinct(nqs, hamiltonian, configs, chunk: int = EVALUATION_CHUNK) -> jax.Array:
+def local_energy_matrices_distinct(nqs, hamiltonian, configs, chunk: int | None = None) -> jax.Array:
     """:func:`local_energy_matrices` of a batch ``(B, K, N)`` -> ``(B, K, K)``, evaluating the NQS
     once per *distinct* configuration that enters with a non-zero matrix element.
 
@@ -153,10 +153,11 @@ def local_energy_matrices_distinct(nqs, hamiltonian, configs, chunk: int = EVALU
     parallel spins); on a J1-J2 4x4 NIR batch 16 640 connected configurations held 5 473 distinct
     ones with a non-zero element (``benchmarks/local_energy_speed.py``). The distinct ones are found on the host
     (:func:`distinct_needed_configurations`) and evaluated in compiled chunks of ``chunk``
-    configurations (one shape, compiled once; ``nirbench.models.multistate.EVALUATION_CHUNK``); the matrices are then assembled exactly as in
+    configurations (one shape, compiled once; by default ``nirbench.models.multistate.evaluation_chunk``); the matrices are then assembled exactly as in
     :func:`local_energy_matrix`. Not differentiable (local energies never are, in VMC).
     """
     n_batch, n_states, _ = jnp.shape(configs)
+    chunk = evaluation_chunk(nqs) if chunk is None else chunk
     distinct, inverse, needed, mels = distinct_needed_configurations(hamiltonian, configs)
     n_conn = mels.shape[2]
     padded = np.concatenate([distinct, np.repeat(distinct[:1], -len(distinct) % chunk, axis=0)])

@@ -58,7 +58,7 @@ import optax
 from jax.flatten_util import ravel_pytree
 from jax.scipy.linalg import cho_factor, cho_solve
 
-from nirbench.models.multistate import EVALUATION_CHUNK, MultiStateNQS
+from nirbench.models.multistate import MultiStateNQS, evaluation_chunk
 
 MODES = ("auto", "minsr", "sr")
 OPTIMIZERS = ("adam", "sgd")
@@ -333,9 +333,10 @@ def _jacobian_of_log_psi(log_psi_fn, params, configs: jnp.ndarray) -> jnp.ndarra
         value = log_psi_fn(eqx.combine(unravel(theta), static), config)
         return jnp.stack([jnp.real(value), jnp.imag(value)])
 
-    # vectorised over EVALUATION_CHUNK configurations at a time, so that a chunk's activations stay
-    # in cache (J1-J2 recipe, symmetric ResCNN: docs/benchmarks.md)
-    jac = jax.lax.map(functools.partial(jax.jacrev(re_im), flat), configs, batch_size=EVALUATION_CHUNK)  # (Ns, 2, P)
+    # vectorised over a chunk of configurations at a time, so that its activations stay in cache
+    # (evaluation_chunk: 128 for the J1-J2 recipe's symmetric ResCNN, docs/benchmarks.md)
+    chunk = evaluation_chunk(params) if isinstance(params, MultiStateNQS) else configs.shape[0]
+    jac = jax.lax.map(functools.partial(jax.jacrev(re_im), flat), configs, batch_size=chunk)  # (Ns, 2, P)
     return jac[:, 0, :] + 1j * jac[:, 1, :]
 
 

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from nirbench.linalg import slogdet
+from nirbench.models.symmetry import images_per_configuration
 
 
 def _call(net, s):
@@ -135,20 +136,33 @@ def batched_log_psi(nqs: MultiStateNQS, configs: jax.Array) -> jax.Array:
     return jax.vmap(nqs.log_psi)(configs)
 
 
-#: configurations per vectorised NQS call where a batch is evaluated in chunks (the distinct
-#: configurations of the local energies, NIR's proposals): small enough that a chunk's activations
-#: stay in cache where one configuration costs many network evaluations. Local energies of the
-#: J1-J2 recipe's batch (symmetric ResCNN, 16 images per configuration): 0.58 s with 128 against
-#: 1.03 s with 512; the TFI recipe's MLP batches (K = 3) lose a little, 0.105 against 0.095 s on
-#: 4x4 and 0.26 against 0.23 s on 6x6 (one core; docs/benchmarks.md, "The ResCNN's convolutions
-#: as dense products").
-EVALUATION_CHUNK = 128
+#: network evaluations per vectorised NQS call where a batch is evaluated in chunks (the distinct
+#: configurations of the local energies, NIR's proposals, the Jacobian minSR), so that a chunk's
+#: activations stay in cache: :func:`evaluation_chunk`.
+EVALUATION_IMAGES = 2048
 
 
-def evaluate_in_chunks(log_prob_fn: Callable, nqs, configs: jax.Array, chunk: int = EVALUATION_CHUNK) -> jax.Array:
+def evaluation_chunk(nqs: MultiStateNQS) -> int:
+    """Configurations per vectorised call of ``nqs``: about :data:`EVALUATION_IMAGES` network
+    evaluations (K networks times the images each evaluates,
+    ``nirbench.models.symmetry.images_per_configuration``), a power of 2 from 16 to 512.
+
+    Measured on the recipes' batches (one core; docs/benchmarks.md, "The ResCNN's convolutions as
+    dense products"): the J1-J2 symmetric ResCNN (16 images) took 0.58 s for its local energies in
+    chunks of 128 configurations against 1.03 s in chunks of 512; the TFI MLPs (K = 3, one image)
+    lose in smaller chunks (0.095 s with 512 against 0.105 with 128 on 4x4), as does the NetKet
+    comparison's single MLP 4 x 128 (60 against 78 ms): they keep 512.
+    """
+    evaluations = nqs.n_states * images_per_configuration(nqs.networks)
+    chunk = 2 ** int(np.floor(np.log2(max(EVALUATION_IMAGES // evaluations, 1))))
+    return int(np.clip(chunk, 16, 512))
+
+
+def evaluate_in_chunks(log_prob_fn: Callable, nqs: MultiStateNQS, configs: jax.Array) -> jax.Array:
     """``log_prob_fn(nqs, configs)`` for ``configs`` ``(B, K, N)`` -> ``(B,)``, vectorised over
-    ``chunk`` rows at a time (``lax.map``), so that one chunk's activations stay in cache; the
-    same values up to round-off. Batches of at most ``chunk`` rows are evaluated in one call."""
+    :func:`evaluation_chunk` rows at a time (``lax.map``), so that one chunk's activations stay in
+    cache; the same values up to round-off. Smaller batches are evaluated in one call."""
+    chunk = evaluation_chunk(nqs)
     if configs.shape[0] <= chunk:
         return log_prob_fn(nqs, configs)
     return jax.lax.map(lambda s: log_prob_fn(nqs, s[None])[0], configs, batch_size=chunk)

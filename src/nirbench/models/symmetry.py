@@ -228,3 +228,20 @@ class SignedAmplitude(eqx.Module):
     def __call__(self, s: jax.Array) -> jax.Array:
         z = self.net(s)
         return jnp.real(z) + jnp.log(1.0 + jnp.imag(z) + 0j)
+
+
+def images_per_configuration(network) -> int:
+    """How many times ``network`` evaluates its innermost network per configuration: the product of
+    ``|G|`` over :class:`PermutationAveraged` wrappers and 2 over :class:`SpinFlipParity` and
+    averaging :class:`SpinFlipSymmetric` wrappers, following ``.net`` inwards (stacked networks
+    included: ``perms`` may carry a leading axis)."""
+    images = 1
+    while network is not None:
+        if isinstance(network, PermutationAveraged):
+            images *= int(np.shape(network.perms)[-2])
+        elif isinstance(network, SpinFlipParity) or (
+            isinstance(network, SpinFlipSymmetric) and network.mode == "average"
+        ):
+            images *= 2
+        network = getattr(network, "net", None)
+    return images
