@@ -75,8 +75,9 @@ def plot(traces: dict[str, pd.DataFrame], target: float, window: int, path: str,
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    for label, trace in traces.items():
-        ax.plot(trace["minutes"], trace["error"].abs(), label=label, linewidth=1.2)
+    colours = plt.get_cmap("tab20").colors if len(traces) > 10 else plt.get_cmap("tab10").colors
+    for index, (label, trace) in enumerate(traces.items()):  # distinct colours for up to 20 runs
+        ax.plot(trace["minutes"], trace["error"].abs(), label=label, linewidth=1.2, color=colours[index % len(colours)])
     ax.axhline(target, color="grey", linestyle="--", linewidth=0.8, label=f"target {target:g}")
     ax.set_yscale("log")
     ax.set_xlabel("minutes of iterations (one core)")
