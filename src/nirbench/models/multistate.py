@@ -151,7 +151,9 @@ def evaluation_chunk(nqs: MultiStateNQS) -> int:
     dense products"): the J1-J2 symmetric ResCNN (16 images) took 0.58 s for its local energies in
     chunks of 128 configurations against 1.03 s in chunks of 512; the TFI MLPs (K = 3, one image)
     lose in smaller chunks (0.095 s with 512 against 0.105 with 128 on 4x4), as does the NetKet
-    comparison's single MLP 4 x 128 (60 against 78 ms): they keep 512.
+    comparison's single MLP 4 x 128 (60 against 78 ms): they keep 512; with the two images of
+    ``flip_parities`` (K = 3, 6x6) the rule's 256 was the fastest (0.46 s against 0.49 in 512 and
+    in 128).
     """
     evaluations = nqs.n_states * images_per_configuration(nqs.networks)
     chunk = 2 ** int(np.floor(np.log2(max(EVALUATION_IMAGES // evaluations, 1))))
