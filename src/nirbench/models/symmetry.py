@@ -232,16 +232,16 @@ class SignedAmplitude(eqx.Module):
 
 def images_per_configuration(network) -> int:
     """How many times ``network`` evaluates its innermost network per configuration: the product of
-    ``|G|`` over :class:`PermutationAveraged` wrappers and 2 over :class:`SpinFlipParity` and
-    averaging :class:`SpinFlipSymmetric` wrappers, following ``.net`` inwards (stacked networks
-    included: ``perms`` may carry a leading axis)."""
+    ``|G|`` over :class:`PermutationAveraged` wrappers, ``n_images`` over :class:`SpinFlipParity`
+    and 2 over averaging :class:`SpinFlipSymmetric` wrappers, following ``.net`` inwards (stacked
+    networks included: ``perms`` may carry a leading axis)."""
     images = 1
     while network is not None:
         if isinstance(network, PermutationAveraged):
             images *= int(np.shape(network.perms)[-2])
-        elif isinstance(network, SpinFlipParity) or (
-            isinstance(network, SpinFlipSymmetric) and network.mode == "average"
-        ):
+        elif isinstance(network, SpinFlipParity):
+            images *= network.n_images
+        elif isinstance(network, SpinFlipSymmetric) and network.mode == "average":
             images *= 2
         network = getattr(network, "net", None)
     return images
