@@ -500,3 +500,20 @@ def test_layerwise_minsr_with_a_given_gram_equals_its_own():
     # and a different Gram changes it: the argument is used
     other = minsr.layerwise_natural_gradient_tree(nqs, configs, eps, diag_shift=1e-3, gram=2.0 * gram)
     assert float(jnp.abs(ravel_pytree(other)[0] - ravel_pytree(own)[0]).max()) > 1e-6
+
+
+@pytest.mark.parametrize("n_states,n_samples,parities", [(1, 40, None), (3, 12, "+-+"), (2, 9, None)])
+def test_layerwise_gram_in_tiles_is_j_jt(n_states, n_samples, parities):
+    """``layerwise_gram`` equals ``J J^T`` (``J = [Re O; Im O]``, the Jacobian uncentred) for tiles that
+    divide the batch, do not (padded rows), are one sample, or are larger than the batch."""
+    nqs = _random_mlp_nqs(6, n_states, 3, 1, seed=n_states, parities=parities)
+    configs = _distinct_tuples(n_samples, n_states, 6, seed=n_samples)
+    O = jacobian_of_log_psi(_log_psi_of_nqs, nqs, configs)
+    J = jnp.concatenate([jnp.real(O), jnp.imag(O)])
+    expected = J @ J.T
+    scale = float(jnp.abs(expected).max())
+    for tile in (1, 4, 7, n_samples, None):
+        got = minsr.layerwise_gram(nqs, configs, tile=tile)
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12 * scale, err_msg=f"tile={tile}")
+    with pytest.raises(ValueError, match="tile"):
+        minsr.layerwise_gram(nqs, configs, tile=0)
