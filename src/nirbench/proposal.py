@@ -108,8 +108,8 @@ def random_block_permutation(key, tokens, n_states: int, n_sites: int) -> jnp.nd
     return blocks.reshape(batch, n_states * n_sites)
 
 
-KV_BLOCK = 24
-"""Cache block length (positions) of KV-cached sampling for long strings (:func:`default_block_size`)."""
+KV_BLOCK = 16
+"""Cache block length (positions) of KV-cached sampling (:func:`default_block_size`)."""
 
 TRAIN_CHUNK = 32
 """Rows per chunk of full causal passes (``log_prob_batch``, :func:`forward_kl_value_and_grad`)."""
@@ -568,16 +568,19 @@ def _draw(log_cond, u):
 
 
 def default_block_size(n_tokens: int) -> int:
-    """Cache block length of :meth:`TransformerProposal.sample` when none is given.
+    """Cache block length of :meth:`TransformerProposal.sample` when none is given: ``KV_BLOCK``
+    positions (one block of ``n_tokens`` when that is shorter).
 
-    ``KV_BLOCK`` positions when ``n_tokens > 64``, else one block of ``n_tokens`` (below that the
-    blocks saved nothing and only compiled longer). Measured on one core of a 2-core AMD EPYC,
-    float32, ``n = 512``, embed 32, 4 heads, 4 layers, one block of ``T`` against blocks of 24 in
-    one process (``benchmarks/proposal_speed.py``): ``T = 192`` 3.4 s -> 2.2 s (compiling in 8.5 s
-    instead of 5.6 s), ``T = 108`` 1.25 s -> 0.96 s; at ``T = 48`` two blocks gained nothing
-    (0.30 s either way, a throwaway script of the same layers).
+    Measured on one core of a 2-core Intel Xeon (AVX-512), float32, ``n = 512``, embed 32, 4 heads,
+    2 layers, fastest of 10 (a throwaway script of ``sample`` with ``block_size`` given): ``T = 48``
+    45 ms in one block, 39 ms in blocks of 24, 37 ms in blocks of 16, 36 ms in blocks of 8;
+    ``T = 32`` 25 -> 22 ms (16); ``T = 108`` 179 -> 134 ms (16) and 137 ms (24); ``T = 192``
+    369 ms with 16 or 24; ``T = 18`` 11 ms either way. The attention over the cache is most of a
+    draw's time (without it ``T = 48`` takes 13 ms), and a block's steps read only the slots up to
+    its end. Earlier, on a 2-core AMD EPYC with 4 layers: ``T = 192`` 3.4 s -> 2.2 s in blocks of
+    24, ``T = 48`` no gain from two blocks (``benchmarks/proposal_speed.py``).
     """
-    return KV_BLOCK if n_tokens > 64 else int(n_tokens)
+    return min(KV_BLOCK, int(n_tokens))
 
 
 @eqx.filter_jit
