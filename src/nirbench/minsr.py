@@ -467,7 +467,7 @@ def layerwise_gram(nqs, configs: jnp.ndarray, tile: int | None = None) -> jnp.nd
 
     ``configs`` ``(Ns, K, N)``; ``nqs`` accepted by :func:`supports_layerwise_minsr`; ``tile``: samples
     per side of a tile of the linear layers' share (default :data:`GRAM_TILE`; see
-    :func:`_tiled_hadamard_gram`), the same ``G`` up to round-off whatever it is.
+    :func:`_tiled_gram`), the same ``G`` up to round-off whatever it is.
     """
     tile = GRAM_TILE if tile is None else int(tile)
     if tile < 1:
@@ -531,33 +531,35 @@ def _layerwise_gram(nqs, configs: jnp.ndarray, tile: int) -> jnp.ndarray:
         delta = c_images[..., None] * per_input(d_z)  # (j, b, k * images, out): d log Psi_b / d z
         layer_inputs.append(per_input(a))  # (j, b, k * images, in)
         layer_deltas.append(jnp.stack([jnp.real(delta), jnp.imag(delta)], axis=1))  # (j, r, b, k * images, out)
-    gram = _tiled_hadamard_gram(layer_inputs, layer_deltas, has_bias, tile)
-    # the other parameters: explicit rows sum_k c_jbk d log psi_j(s_b^k) / d theta, (2 Ns, K P_other)
+    # the other parameters: explicit rows sum_k c_jbk d log psi_j(s_b^k) / d theta, (2, Ns, K P_other)
     others_rows = _stack_re_im(
         jnp.einsum("jbk,jbkp->bjp", c, split(d_others)).reshape(n_samples, -1), real_dtype
-    )
-    return gram.reshape(2 * n_samples, 2 * n_samples) + others_rows @ others_rows.T
+    ).reshape(2, n_samples, -1)
+    gram = _tiled_gram(layer_inputs, layer_deltas, has_bias, others_rows, tile)
+    return gram.reshape(2 * n_samples, 2 * n_samples)
 
 
 GRAM_TILE = 64
-"""Samples per side of a tile of :func:`_tiled_hadamard_gram`: on 4x4 TFI, K = 3, batch 512 (one
+"""Samples per side of a tile of :func:`_tiled_gram`: on 4x4 TFI, K = 3, batch 512 (one
 core) 0.17 s against 0.19 s with 32 and 0.20 s with 128 (docs/benchmarks.md)."""
 
 
-def _tiled_hadamard_gram(inputs: list, deltas: list, has_bias: list, tile: int) -> jnp.ndarray:
-    """The linear layers' share of ``G``, ``(2, Ns, 2, Ns)``, computed tile by tile.
+def _tiled_gram(inputs: list, deltas: list, has_bias: list, explicit_rows: jnp.ndarray, tile: int) -> jnp.ndarray:
+    """``G``, ``(2, Ns, 2, Ns)``, computed tile by tile.
 
-    Per layer, ``inputs`` ``(j, Ns, k, in)`` (``a``) and ``deltas`` ``(j, r, Ns, k, out)`` (``D``,
-    ``r`` = Re / Im); ``has_bias`` adds the constant input 1. The share of a layer is
-    ``G[r b, s c] = sum_j sum_kl (D_rbkj . D_sclj) (a_bkj . a_clj + bias)``.
+    Per linear layer, ``inputs`` ``(j, Ns, k, in)`` (``a``) and ``deltas`` ``(j, r, Ns, k, out)``
+    (``D``, ``r`` = Re / Im); ``has_bias`` adds the constant input 1. The share of a layer is
+    ``G[r b, s c] = sum_j sum_kl (D_rbkj . D_sclj) (a_bkj . a_clj + bias)``; the other parameters'
+    share is ``explicit_rows[r, b] . explicit_rows[s, c]`` (``explicit_rows`` ``(2, Ns, P)``).
 
     The ``(Ns, Ns)`` sample pairs are cut into tiles of ``tile`` x ``tile`` samples (fewer when
-    ``Ns`` is smaller); only the tiles on and above the diagonal are computed (``G`` is symmetric: the rest are
-    their transposes), one after the other (``lax.map``), each over every layer, network and pair
-    ``(k, l)``, so a tile's ``(j, 2, T, k, 2, T, k)`` products stay in cache. On 4x4 TFI, K = 3,
-    MLP 64 x 3, batch 512 (float64, one core) 0.17 s against 0.63 s for the whole ``(j, 2 Ns, 2
-    Ns)`` products of each pair ``k <= l`` at once, which ran from memory (docs/benchmarks.md). The
-    batch is padded with zero rows to a multiple of the tile (a zero ``D`` adds nothing).
+    ``Ns`` is smaller); only the tiles on and above the diagonal are computed (``G`` is symmetric:
+    the rest are their transposes), one after the other (``lax.map``), each over every layer,
+    network and pair ``(k, l)``, so a tile's ``(j, 2, T, k, 2, T, k)`` products stay in cache. On
+    4x4 TFI, K = 3, MLP 64 x 3, batch 512 (float64, one core) the linear layers' share took 0.17 s
+    against 0.63 s for the whole ``(j, 2 Ns, 2 Ns)`` products of each pair ``k <= l`` at once,
+    which ran from memory (docs/benchmarks.md). The batch is padded with zero rows to a multiple of
+    the tile (zero rows add nothing).
     """
     n_samples = inputs[0].shape[1]
     tile = min(tile, n_samples)
@@ -566,11 +568,13 @@ def _tiled_hadamard_gram(inputs: list, deltas: list, has_bias: list, tile: int) 
     if padding:
         inputs = [jnp.pad(a, ((0, 0), (0, padding), (0, 0), (0, 0))) for a in inputs]
         deltas = [jnp.pad(d, ((0, 0), (0, 0), (0, padding), (0, 0), (0, 0))) for d in deltas]
+        explicit_rows = jnp.pad(explicit_rows, ((0, 0), (0, padding), (0, 0)))
     rows, cols = np.triu_indices(n_tiles)
 
     def one_tile(index):  # tile (row, col) -> (2, T, 2, T)
         row, col = index
-        block = 0.0
+        e_row, e_col = (jax.lax.dynamic_slice_in_dim(explicit_rows, i * tile, tile, axis=1) for i in (row, col))
+        block = jnp.einsum("rbp,scp->rbsc", e_row, e_col)
         for a, d, bias in zip(inputs, deltas, has_bias):
             a_row, a_col = (jax.lax.dynamic_slice_in_dim(a, i * tile, tile, axis=1) for i in (row, col))
             d_row, d_col = (jax.lax.dynamic_slice_in_dim(d, i * tile, tile, axis=2) for i in (row, col))
