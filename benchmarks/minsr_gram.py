@@ -1,21 +1,22 @@
-"""The layer-wise minSR Gram matrix: all K^2 configuration pairs at once against k <= l pairs.
+"""The layer-wise minSR Gram matrix: upper tiles of samples against whole matrices per pair k <= l.
 
-``nirbench.minsr._layerwise_gram`` forms, per linear layer, the Gram of the log-derivative rows
-from the pairs (k, l) of configurations in a K-tuple, only k <= l (the pair (l, k) is the
-transpose). This script times it against the former all-pairs contraction (reproduced below as
-``all_pairs_gram``, same inputs) in one process on the recipe's 4x4 K = 3 MLP, batch 512, random
-tuples, and checks that both agree to round-off:
+``nirbench.minsr._layerwise_gram`` forms ``G = J J^T`` from per-layer inputs and output
+derivatives; :func:`nirbench.minsr._tiled_gram` sums their products over the tiles of
+``tile x tile`` samples on and above the diagonal, one tile at a time. Before it, each pair
+``(k, l)``, ``k <= l``, of configurations in a K-tuple was contracted over the whole batch at
+once, through ``(j, 2 Ns, 2 Ns)`` intermediates (``pairs_gram`` below, the former code with the
+same signature). This script times the Gram with the former form patched in and with tiles of
+several sizes, in one process, on the recipe's 4x4 K = 3 MLP, batch 512, random tuples, and checks
+that all agree to round-off:
 
     XLA_FLAGS='--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1' \\
-        python benchmarks/minsr_gram.py --repeats 5
+        python benchmarks/minsr_gram.py --repeats 5 --tiles 32 64 128
 """
 
 import argparse
-import inspect
-import textwrap
 import time
+from unittest import mock
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -24,48 +25,54 @@ from nirbench import minsr
 from nirbench.options import VMCConfig, read_options_file
 from nirbench.vmc import VMCRun
 
-PAIRS_LOOP_START = "        for k in range(n_states):"
-ALL_PAIRS = """        dd = jnp.einsum("jrbko,jsclo->jrbkscl", d_rows, d_rows)
-        aa = jnp.einsum("jbki,jcli->jbkcl", a, a) + bias
-        gram = gram + jnp.einsum("jrbkscl,jbkcl->rbsc", dd, aa)
-"""
 
-
-def all_pairs_gram():
-    """``_layerwise_gram`` with its k <= l loop replaced by the former all-pairs einsums."""
-    lines = inspect.getsource(minsr._layerwise_gram).splitlines(keepends=True)
-    start = next(i for i, line in enumerate(lines) if line.startswith(PAIRS_LOOP_START))
-    end = next(i for i in range(start, len(lines)) if lines[i].startswith("    # the other parameters"))
-    source = "".join(lines[:start]) + ALL_PAIRS + "".join(lines[end:])
-    namespace = dict(vars(minsr))
-    # the current source with only its pair loop swapped: the two differ in nothing else
-    exec(textwrap.dedent(source.replace("def _layerwise_gram", "def all_pairs_gram")), namespace)  # noqa: S102
-    return namespace["all_pairs_gram"]
+def pairs_gram(inputs, deltas, has_bias, explicit_rows, tile):
+    """The former linear-layer share of ``G`` (``tile`` unused): per layer and pair ``k <= l`` the
+    whole ``(j, 2, Ns, 2, Ns)`` products, the pair ``(l, k)`` as the transpose of ``(k, l)``."""
+    gram = jnp.einsum("rbp,scp->rbsc", explicit_rows, explicit_rows)
+    for a, d_rows, bias in zip(inputs, deltas, has_bias):
+        n_inputs = a.shape[2]
+        for k in range(n_inputs):
+            for l in range(k, n_inputs):
+                dd = jnp.einsum("jrbo,jsco->jrbsc", d_rows[:, :, :, k], d_rows[:, :, :, l])
+                aa = jnp.einsum("jbi,jci->jbc", a[:, :, k], a[:, :, l]) + bias
+                pair = jnp.einsum("jrbsc,jbc->rbsc", dd, aa)
+                gram = gram + (pair if k == l else pair + jnp.transpose(pair, (2, 3, 0, 1)))
+    return gram
 
 
 def seconds(function, repeats):
+    """Median seconds of ``repeats`` calls after one untimed call."""
     jax.block_until_ready(function())
-    start = time.perf_counter()
+    times = []
     for _ in range(repeats):
+        start = time.perf_counter()
         jax.block_until_ready(function())
-    return (time.perf_counter() - start) / repeats
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--tiles", type=int, nargs="+", default=[minsr.GRAM_TILE])
     args = parser.parse_args()
     options = {**read_options_file("config/recipes/tfi_multistate_nir.yaml"), "model": "tfi", "lx": 4, "ly": 4,
                "bc": "open", "g": 2.0, "states": 3, "batch": args.batch, "max_minutes": None}  # fmt: skip
     nqs = VMCRun(VMCConfig.from_dict(options)).nqs
     configs = jax.random.choice(jax.random.key(0), jnp.array([-1, 1], dtype=jnp.int8), (args.batch, 3, 16))
-    pairs, everything = eqx.filter_jit(minsr._layerwise_gram), eqx.filter_jit(all_pairs_gram())
-    difference = np.abs(np.asarray(pairs(nqs, configs)) - np.asarray(everything(nqs, configs))).max()
-    scale = np.abs(np.asarray(everything(nqs, configs))).max()
-    t_all, t_pairs = seconds(lambda: everything(nqs, configs), args.repeats), seconds(lambda: pairs(nqs, configs), args.repeats)
-    print(f"all pairs {t_all:.3f} s, k <= l pairs {t_pairs:.3f} s, ratio {t_all / t_pairs:.2f}; "
-          f"max relative difference {difference / scale:.1e}")
+    # a distinct tile size compiles a distinct program: the former form under its own "tile" 0
+    with mock.patch.object(minsr, "_tiled_gram", pairs_gram):
+        former = np.asarray(minsr._compiled_layerwise_gram(nqs, configs, 0))
+        t_former = seconds(lambda: minsr._compiled_layerwise_gram(nqs, configs, 0), args.repeats)
+    print(f"whole matrices per pair k <= l: {t_former:.3f} s")
+    scale = np.abs(former).max()
+    for tile in args.tiles:
+        tiled = np.asarray(minsr.layerwise_gram(nqs, configs, tile=tile))
+        t_tiled = seconds(lambda tile=tile: minsr.layerwise_gram(nqs, configs, tile=tile), args.repeats)
+        print(f"tiles of {tile}: {t_tiled:.3f} s, ratio to the former {t_tiled / t_former:.2f}; "
+              f"max relative difference {np.abs(tiled - former).max() / scale:.1e}")
 
 
 if __name__ == "__main__":
