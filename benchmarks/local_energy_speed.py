@@ -25,8 +25,8 @@ from nirbench.estimators import (
     local_energy_matrices,
     local_energy_matrices_distinct,
 )
-from nirbench.options import VMCConfig, read_options_file
-from nirbench.profile import PROFILE_CASES
+from nirbench.options import VMCConfig
+from nirbench.profile import PROFILE_CASES, case_options
 from nirbench.vmc import VMCRun
 
 
@@ -38,9 +38,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     direct_fn = eqx.filter_jit(local_energy_matrices)
     for case in args.cases:
-        recipe, system = PROFILE_CASES[case]
-        options = {**read_options_file(recipe), **system, "seed": 0, "jsd_every": 0, "max_minutes": None}
-        run = VMCRun(VMCConfig.from_dict(options))
+        run = VMCRun(VMCConfig.from_dict(case_options(*PROFILE_CASES[case])))
         for _ in range(args.warmup):
             run.step()
         batch, _, _ = run.draw(run.sampler, run.sampler_state, jax.random.PRNGKey(3))

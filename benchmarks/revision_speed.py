@@ -44,22 +44,17 @@ from pathlib import Path
 import pandas as pd
 
 from nirbench.options import read_options_file
+from nirbench.profile import TFI4X4_K3_248719E
 from nirbench.threads import thread_limits
 
 RECIPES = Path(__file__).resolve().parents[1] / "config" / "recipes"
 TFI_4X4 = {"model": "tfi", "lx": 4, "ly": 4, "bc": "periodic", "g": 3.0, "states": 3}
 TFI_6X6 = {"model": "tfi", "lx": 6, "ly": 6, "bc": "open", "g": 1.0, "states": 3}
 J1J2_4X4 = {"model": "j1j2", "lx": 4, "ly": 4, "bc": "periodic", "j2": 0.5, "states": 1}
-TFI_4X4_K3_248719E = {
-    **TFI_4X4, "net": "mlp", "width": 64, "depth": 3, "batch": 512, "optimizer": "sgd", "diag_shift": 1e-4,
-    "sampler": "nir", "steps": 400, "lr": 0.08, "lr_final": 0.003,
-    "lr_warmup": 30, "proposal_dim": 32, "proposal_layers": 2, "proposal_heads": 4,
-    "proposal_lr": 0.003, "proposal_train_steps": 2,
-}  # fmt: skip
 CASES = {
-    "tfi4x4_k3_248719e": TFI_4X4_K3_248719E,
+    "tfi4x4_k3_248719e": TFI4X4_K3_248719E,
     # the same with the proposal reading a row of 4 spins as one token (proposal_patch; not at 248719e)
-    "tfi4x4_k3_248719e_patch4": {**TFI_4X4_K3_248719E, "proposal_patch": 4},
+    "tfi4x4_k3_248719e_patch4": {**TFI4X4_K3_248719E, "proposal_patch": 4},
     # the recipes as they are now, flattened (older revisions read flat options only)
     "j1j2_4x4": {**read_options_file(RECIPES / "j1j2_nir.yaml"), **J1J2_4X4},
     "tfi4x4_k3_recipe": {**read_options_file(RECIPES / "tfi_multistate_nir.yaml"), **TFI_4X4},

@@ -1,10 +1,20 @@
 """The iteration profile (nirbench.profiling, nirbench.profile): phases add up, timing is opt-in."""
 
 import math
+import pathlib
 
 import pytest
 
-from nirbench.profile import COLUMNS, PHASES, exclusive_phases, plot_profile, profile_case
+from nirbench.options import VMCConfig
+from nirbench.profile import (
+    COLUMNS,
+    PHASES,
+    PROFILE_CASES,
+    case_options,
+    exclusive_phases,
+    plot_profile,
+    profile_case,
+)
 from nirbench.profiling import is_profiling, profiling, timed
 
 
@@ -68,3 +78,16 @@ def test_thread_limits_name_every_pool_with_the_count():
     assert {limits[name] for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")} == {"3"}
     with pytest.raises(ValueError, match="threads must be >= 1"):
         thread_limits(0)
+
+
+def test_every_profile_case_gives_valid_options(monkeypatch):
+    """The recipe cases read their file (paths relative to the repository root), the reference case
+    is flat options; each builds a config, with the seed and no time limit."""
+    monkeypatch.chdir(pathlib.Path(__file__).resolve().parents[1])
+    for name, (recipe, system) in PROFILE_CASES.items():
+        options = case_options(recipe, system, seed=3)
+        config = VMCConfig.from_dict(options)
+        assert (config.seed, config.max_minutes, config.jsd_every) == (3, None, 0), name
+        assert config.sampler == "nir", name
+    reference = VMCConfig.from_dict(case_options(*PROFILE_CASES["tfi4x4_k3_248719e"]))
+    assert (reference.states, reference.lx, reference.batch, reference.proposal_dim) == (3, 4, 512, 32)

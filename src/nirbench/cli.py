@@ -475,8 +475,8 @@ def _add_bench_profile(kinds) -> None:
         "profile",
         help="where the time of a VMC iteration goes, phase by phase (CSV + stacked-bar figure)",
         description="Times each phase of a VMC iteration (proposal sampling with the NQS evaluation of the "
-        "proposals, proposal training, local energies, gradient and minSR, trust region, host) with the recipes of "
-        "config/recipes/ on the cases of issue 16; see nirbench.profile.",
+        "proposals, proposal training, local energies, gradient and minSR, trust region, host) on the cases of "
+        "issue 16: the recipes of config/recipes/ and the 4x4 K = 3 reference of commit 248719e; see nirbench.profile.",
     )
     parser.add_argument("--out", default="results/benchmarks/profile.csv",
                         help="output CSV: case,tokens,phase,seconds_per_iteration,fraction,iterations")

@@ -1,9 +1,9 @@
 """``nirbench bench profile``: where the time of a VMC iteration goes, phase by phase.
 
-For each case (a recipe file and a system) the benchmark builds the run, takes ``skip`` untimed
-iterations (compilation, the first fast changes), times ``iterations`` iterations as a normal run
-does, then ``iterations`` more with :func:`nirbench.profiling.profiling` on, and writes one row per
-case and phase: seconds per iteration and fraction of the profiled iteration. The phases are
+For each case (a recipe file and a system, or flat options: :data:`PROFILE_CASES`) the benchmark
+builds the run, takes ``skip`` untimed iterations (compilation, the first fast changes), times
+``iterations`` iterations as a normal run does, then ``iterations`` more with
+:func:`nirbench.profiling.profiling` on, and writes one row per case and phase: seconds per iteration and fraction of the profiled iteration. The phases are
 exclusive (their sum is the profiled iteration):
 
 * ``proposal sampling``: NIR's autoregressive draws and ``log |Psi|^2`` of every proposed tuple
@@ -30,11 +30,22 @@ from nirbench.options import VMCConfig, read_options_file
 from nirbench.profiling import profiling
 from nirbench.vmc import VMCRun
 
-#: the cases of issue 16: (name, recipe, system options)
+#: issue 16's reference: 4x4 periodic TFI, g = 3, K = 3, NIR, MLP 64 x 3, batch 512, as in
+#: ``benchmarks/accuracy/tfi4x4_g3_k3_nir.yaml`` at commit 248719e (flat options, valid at every
+#: revision since; ``benchmarks/revision_speed.py`` times it across revisions)
+TFI4X4_K3_248719E = {
+    "model": "tfi", "lx": 4, "ly": 4, "bc": "periodic", "g": 3.0, "states": 3,
+    "net": "mlp", "width": 64, "depth": 3, "batch": 512, "optimizer": "sgd", "diag_shift": 1e-4,
+    "sampler": "nir", "steps": 400, "lr": 0.08, "lr_final": 0.003,
+    "lr_warmup": 30, "proposal_dim": 32, "proposal_layers": 2, "proposal_heads": 4,
+    "proposal_lr": 0.003, "proposal_train_steps": 2,
+}  # fmt: skip
+#: the cases of issue 16: name -> (recipe file or None, options on top of it)
 PROFILE_CASES = {
     "tfi4x4_k3": ("config/recipes/tfi_multistate_nir.yaml", {"lx": 4, "ly": 4, "bc": "periodic", "g": 3.0, "states": 3}),
     "tfi6x6_k3": ("config/recipes/tfi_multistate_nir.yaml", {"lx": 6, "ly": 6, "bc": "open", "g": 1.0, "states": 3}),
     "j1j2_4x4": ("config/recipes/j1j2_nir.yaml", {"lx": 4, "ly": 4, "bc": "periodic", "j2": 0.5, "states": 1}),
+    "tfi4x4_k3_248719e": (None, TFI4X4_K3_248719E),
 }  # fmt: skip
 PHASES = [
     "proposal sampling", "proposal training", "sampling, other",
@@ -63,11 +74,17 @@ def exclusive_phases(raw: dict, total: float) -> dict:
     return phases
 
 
-def profile_case(name: str, recipe: str, system: dict, iterations: int, skip: int, seed: int = 0) -> pd.DataFrame:
-    """The rows of one case (see the module docstring)."""
-    options = {**read_options_file(recipe), **system, "seed": seed, "jsd_every": 0, "max_minutes": None}
+def case_options(recipe: str | None, system: dict, seed: int = 0) -> dict:
+    """Flat run options of a case: the recipe file's (none if ``None``), then ``system``, then the
+    seed, no JSD and no time limit."""
+    options = {**(read_options_file(recipe) if recipe else {}), **system, "seed": seed, "jsd_every": 0, "max_minutes": None}
     options.setdefault("model", "j1j2" if "j2" in system else "tfi")
-    run = VMCRun(VMCConfig.from_dict(options))
+    return options
+
+
+def profile_case(name: str, recipe: str | None, system: dict, iterations: int, skip: int, seed: int = 0) -> pd.DataFrame:
+    """The rows of one case (see the module docstring); options as :func:`case_options`."""
+    run = VMCRun(VMCConfig.from_dict(case_options(recipe, system, seed)))
     for _ in range(skip):
         run.step()
     start = time.perf_counter()
