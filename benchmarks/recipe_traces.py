@@ -1,7 +1,7 @@
 """Issue 15's numbers for VMC runs against one reference: time to the target, updating share, trace.
 
     python benchmarks/recipe_traces.py --reference REF.csv --runs LABEL=STEPS.csv [LABEL=STEPS.csv ...] \
-        [--target 1e-3] [--window 10] [--out TABLE.csv] [--plot FIGURE.png]
+        [--target 1e-3] [--passage 1e-2] [--window 10] [--out TABLE.csv] [--plot FIGURE.png]
 
 Each ``STEPS.csv`` is the per-iteration CSV of ``nirbench vmc --out`` (columns ``energy``,
 ``seconds``, ``nqs_updated``); ``STEPS_summary.csv`` beside it, where present, gives the final
@@ -10,7 +10,8 @@ evaluation (``energy``, ``energy_sigma``, ``relative_error``, levels ``e_k``). `
 its K lowest levels is the target. Per run, one row: minutes of iterations, iterations, share of
 them that updated the NQS, the first minute at which the mean of ``--window`` consecutive
 iterations' trace energies lies within ``--target`` (relative) of the reference ("within after"),
-and the final evaluation. The figure: the relative error of that rolling mean against minutes.
+the passage through the ordering (the first minute within ``--passage``, and how many iterations
+until then held the NQS), and the final evaluation. The figure: the relative error of that rolling mean against minutes.
 """
 
 import argparse
@@ -32,13 +33,17 @@ def reference_trace(path: str, n_states: int) -> float:
     return float(np.sum(load_reference(path, hamiltonian, n_states)))
 
 
-def run_row(label: str, steps_path: str, reference: float, target: float, window: int) -> tuple[dict, pd.DataFrame]:
+def run_row(
+    label: str, steps_path: str, reference: float, target: float, window: int, passage: float = 1e-2
+) -> tuple[dict, pd.DataFrame]:
     """The table row of one run and its trace ``(minutes, relative error of the rolling mean)``."""
     steps = pd.read_csv(steps_path)
     minutes = steps["seconds"].cumsum() / 60
     rolling = steps["energy"].rolling(window).mean()
     error = (rolling - reference) / abs(reference)
     within = minutes[error.abs() <= target]
+    passed = np.flatnonzero((error.abs() <= passage).to_numpy())
+    held = ~steps["nqs_updated"].astype(bool)
     row = {
         "run": label,
         "minutes": float(minutes.iloc[-1]),
@@ -46,6 +51,8 @@ def run_row(label: str, steps_path: str, reference: float, target: float, window
         "updating": float(steps["nqs_updated"].mean()),
         "longest_hold": int(_longest_run(~steps["nqs_updated"].astype(bool).to_numpy())),
         "within_target_after_minutes": float(within.iloc[0]) if len(within) else np.nan,
+        "within_passage_after_minutes": float(minutes.iloc[passed[0]]) if len(passed) else np.nan,
+        "held_before_passage": int(held.iloc[: passed[0] + 1].sum()) if len(passed) else int(held.sum()),
         "reference_trace": reference,
     }
     summary_path = Path(steps_path).with_name(Path(steps_path).stem + "_summary.csv")
@@ -97,6 +104,7 @@ def main():
     parser.add_argument("--runs", nargs="+", required=True, help="LABEL=STEPS.csv")
     parser.add_argument("--states", type=int, default=3)
     parser.add_argument("--target", type=float, default=1e-3)
+    parser.add_argument("--passage", type=float, default=1e-2, help="relative error that marks the ordering passed")
     parser.add_argument("--window", type=int, default=10)
     parser.add_argument("--out")
     parser.add_argument("--plot")
@@ -108,7 +116,7 @@ def main():
         label, sep, path = spec.partition("=")
         if not sep:
             parser.error(f"--runs takes LABEL=STEPS.csv, got {spec!r}")
-        row, traces[label] = run_row(label, path, reference, args.target, args.window)
+        row, traces[label] = run_row(label, path, reference, args.target, args.window, args.passage)
         rows.append(row)
     table = pd.DataFrame(rows)
     print(table.to_string(index=False))

@@ -30,6 +30,10 @@ def test_a_run_within_the_target_after_its_rolling_mean_gets_there(tmp_path):
     assert row["minutes"] == 4.0
     assert row["final_levels"] == "-60.000 -39.900"
     np.testing.assert_allclose(trace["error"].iloc[3:5], [0.1, 0.05])
+    # the passage (default 1e-2) at the sixth iteration, three of the six held; at 6e-2 the fifth
+    assert (row["within_passage_after_minutes"], row["held_before_passage"]) == (3.0, 3)
+    row, _ = recipe_traces.run_row("a", str(path), -100.0, 1e-3, 2, passage=0.06)
+    assert (row["within_passage_after_minutes"], row["held_before_passage"]) == (2.5, 3)
 
 
 def test_a_run_that_never_gets_there_has_no_time(tmp_path):
@@ -38,4 +42,5 @@ def test_a_run_that_never_gets_there_has_no_time(tmp_path):
     steps.to_csv(path, index=False)
     row, _ = recipe_traces.run_row("b", str(path), -100.0, 1e-3, 2)
     assert np.isnan(row["within_target_after_minutes"]) and row["longest_hold"] == 0
+    assert np.isnan(row["within_passage_after_minutes"]) and row["held_before_passage"] == 0
     assert "final_energy" not in row
