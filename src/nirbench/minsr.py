@@ -540,8 +540,9 @@ def _layerwise_gram(nqs, configs: jnp.ndarray, tile: int) -> jnp.ndarray:
 
 
 GRAM_TILE = 64
-"""Samples per side of a tile of :func:`_tiled_gram`: on 4x4 TFI, K = 3, batch 512 (one
-core) 0.17 s against 0.19 s with 32 and 0.20 s with 128 (docs/benchmarks.md)."""
+"""Samples per side of a tile of :func:`_tiled_gram`: the whole Gram of the 4x4 TFI recipe's NQS
+(K = 3, batch 512, one core) took 0.243 s with 64, 0.267 s with 32, 0.257 s with 128, 0.277 s with
+16 and 0.707 s in the former form (``benchmarks/minsr_gram.py``, docs/benchmarks.md)."""
 
 
 def _tiled_gram(inputs: list, deltas: list, has_bias: list, explicit_rows: jnp.ndarray, tile: int) -> jnp.ndarray:

@@ -3,8 +3,9 @@
 For each case (a recipe file and a system, or flat options: :data:`PROFILE_CASES`) the benchmark
 builds the run, takes ``skip`` untimed iterations (compilation, the first fast changes), times
 ``iterations`` iterations as a normal run does, then ``iterations`` more with
-:func:`nirbench.profiling.profiling` on, and writes one row per case and phase: seconds per iteration and fraction of the profiled iteration. The phases are
-exclusive (their sum is the profiled iteration):
+:func:`nirbench.profiling.profiling` on, and writes one row per case and phase: seconds per
+iteration and fraction of the profiled iteration. The phases are exclusive (their sum is the
+profiled iteration):
 
 * ``proposal sampling``: NIR's autoregressive draws and ``log |Psi|^2`` of every proposed tuple
   (one compiled call per round: timed together);
