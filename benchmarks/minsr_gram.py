@@ -10,7 +10,7 @@ several sizes, in one process, on the recipe's 4x4 K = 3 MLP, batch 512, random 
 that all agree to round-off:
 
     XLA_FLAGS='--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1' \\
-        python benchmarks/minsr_gram.py --repeats 5 --tiles 32 64 128
+        python benchmarks/minsr_gram.py --repeats 5 --tiles 16 32 64 128
 """
 
 import argparse

@@ -11,7 +11,8 @@ its K lowest levels is the target. Per run, one row: minutes of iterations, iter
 them that updated the NQS, the first minute at which the mean of ``--window`` consecutive
 iterations' trace energies lies within ``--target`` (relative) of the reference ("within after"),
 the passage through the ordering (the first minute within ``--passage``, and how many iterations
-until then held the NQS), and the final evaluation. The figure: the relative error of that rolling mean against minutes.
+until then held the NQS), and the final evaluation. The figure: the relative error of that rolling
+mean against minutes.
 """
 
 import argparse

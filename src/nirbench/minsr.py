@@ -573,12 +573,14 @@ def _tiled_gram(inputs: list, deltas: list, has_bias: list, explicit_rows: jnp.n
     rows, cols = np.triu_indices(n_tiles)
 
     def one_tile(index):  # tile (row, col) -> (2, T, 2, T)
-        row, col = index
-        e_row, e_col = (jax.lax.dynamic_slice_in_dim(explicit_rows, i * tile, tile, axis=1) for i in (row, col))
+        def row_and_col(x, axis):  # the tile's samples of x along its sample axis, for row and col
+            return tuple(jax.lax.dynamic_slice_in_dim(x, i * tile, tile, axis=axis) for i in index)
+
+        e_row, e_col = row_and_col(explicit_rows, 1)
         block = jnp.einsum("rbp,scp->rbsc", e_row, e_col)
         for a, d, bias in zip(inputs, deltas, has_bias):
-            a_row, a_col = (jax.lax.dynamic_slice_in_dim(a, i * tile, tile, axis=1) for i in (row, col))
-            d_row, d_col = (jax.lax.dynamic_slice_in_dim(d, i * tile, tile, axis=2) for i in (row, col))
+            a_row, a_col = row_and_col(a, 1)
+            d_row, d_col = row_and_col(d, 2)
             dd = jnp.einsum("jrbko,jsclo->jrbkscl", d_row, d_col)
             aa = jnp.einsum("jbki,jcli->jbkcl", a_row, a_col) + bias
             block = block + jnp.einsum("jrbkscl,jbkcl->rbsc", dd, aa)
