@@ -12,7 +12,8 @@ run from its options, makes ``--skip`` untimed iterations (compilation), then ti
 revisions, interleaved, show the machine's drift. One CSV row per (case, pass, revision): mean and
 median seconds per iteration, the mean's ratio to the first revision's in the same pass, mean proposals drawn per
 iteration (NIR's adaptive loop draws more when the efficiency is lower, so a changed trajectory
-changes the time too), and the NQS updates made. A case whose options a revision does not know is
+changes the time too), the NQS updates made, and the machine (`cpu`: ratios compare within one
+machine only). A case whose options a revision does not know is
 reported as ``unsupported`` instead of timed.
 
 Cases (flat options, valid at every revision since 248719e unless noted):
@@ -45,6 +46,7 @@ import pandas as pd
 
 from nirbench.options import read_options_file
 from nirbench.profile import TFI4X4_K3_248719E
+from nirbench.profiling import cpu_description
 from nirbench.threads import thread_limits
 
 RECIPES = Path(__file__).resolve().parents[1] / "config" / "recipes"
@@ -148,6 +150,7 @@ def main(argv=None) -> None:
     )
     frame["ratio_to_first"] = frame["mean_seconds"] / first
     frame["iterations"], frame["skip"] = args.iterations, args.skip
+    frame["cpu"] = cpu_description()  # ratios compare within one machine only
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(args.out, index=False)
     print(frame.to_string(index=False))

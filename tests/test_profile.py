@@ -1,6 +1,7 @@
 """The iteration profile (nirbench.profiling, nirbench.profile): phases add up, timing is opt-in."""
 
 import math
+import os
 import pathlib
 
 import pytest
@@ -15,7 +16,7 @@ from nirbench.profile import (
     plot_profile,
     profile_case,
 )
-from nirbench.profiling import is_profiling, profiling, timed
+from nirbench.profiling import cpu_description, is_profiling, profiling, timed
 
 
 def test_timed_adds_only_while_profiling():
@@ -58,6 +59,7 @@ def test_a_small_nir_case_is_profiled_and_drawn(tmp_path):
     system = {"lx": 2, "ly": 2, "bc": "open", "g": 1.0, "states": 2}
     frame = profile_case("tiny", str(recipe), system, iterations=2, skip=1)
     assert list(frame.columns) == COLUMNS
+    assert (frame["cpu"] == cpu_description()).all()
     phases = frame[frame["phase"].isin(PHASES)]
     assert phases["fraction"].sum() == pytest.approx(1.0)
     seconds = phases.set_index("phase")["seconds_per_iteration"]
@@ -67,6 +69,19 @@ def test_a_small_nir_case_is_profiled_and_drawn(tmp_path):
     assert math.isfinite(total["iteration (unprofiled)"]) and total["iteration (profiled)"] > 0
     plot_profile(frame, tmp_path / "profile.png")
     assert (tmp_path / "profile.png").stat().st_size > 0
+
+
+def test_cpu_description_names_model_cores_and_widest_vector_extension(tmp_path):
+    """Timing CSVs say which machine made them: model name, cores, the widest vector extension."""
+    xeon = tmp_path / "xeon"
+    xeon.write_text("processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Processor\nflags\t\t: fpu sse2 avx avx2 avx512f\n"
+                    "processor\t: 1\nmodel name\t: Intel(R) Xeon(R) Processor\nflags\t\t: fpu sse2 avx avx2 avx512f\n")
+    epyc = tmp_path / "epyc"
+    epyc.write_text("model name\t: AMD EPYC\nflags\t\t: fpu sse2 avx avx2 fma\n")
+    cores = f"{os.cpu_count()} cores"
+    assert cpu_description(str(xeon)) == f"Intel(R) Xeon(R) Processor, {cores}, avx512"
+    assert cpu_description(str(epyc)) == f"AMD EPYC, {cores}, avx2"
+    assert cpu_description(str(tmp_path / "absent")).endswith(cores)  # no cpuinfo: platform's name
 
 
 def test_thread_limits_name_every_pool_with_the_count():

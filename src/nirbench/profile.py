@@ -15,7 +15,8 @@ profiled iteration):
 * ``host``: the rest of the iteration (Python, transfers, statistics).
 
 Rows ``iteration (profiled)`` and ``iteration (unprofiled)`` give the totals; the ratio says how
-much the profile's waits cost. :func:`plot_profile` draws the stacked bars.
+much the profile's waits cost. Every row names the machine (``cpu``,
+:func:`nirbench.profiling.cpu_description`): profiles compare only within one machine. :func:`plot_profile` draws the stacked bars.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from nirbench.options import VMCConfig, read_options_file
-from nirbench.profiling import profiling
+from nirbench.profiling import cpu_description, profiling
 from nirbench.vmc import VMCRun
 
 #: issue 16's reference: 4x4 periodic TFI, g = 3, K = 3, NIR, MLP 64 x 3, batch 512, as in
@@ -52,7 +53,7 @@ PHASES = [
     "proposal sampling", "proposal training", "sampling, other",
     "local energies", "gradient and minSR", "trust region", "host",
 ]  # fmt: skip
-COLUMNS = ["case", "tokens", "phase", "seconds_per_iteration", "fraction", "iterations"]
+COLUMNS = ["case", "tokens", "phase", "seconds_per_iteration", "fraction", "iterations", "cpu"]
 
 
 def exclusive_phases(raw: dict, total: float) -> dict:
@@ -108,7 +109,9 @@ def profile_case(name: str, recipe: str | None, system: dict, iterations: int, s
     for label, seconds in (("iteration (profiled)", profiled), ("iteration (unprofiled)", unprofiled)):
         rows.append({"case": name, "tokens": tokens, "phase": label, "seconds_per_iteration": seconds,
                      "fraction": np.nan, "iterations": iterations})  # fmt: skip
-    return pd.DataFrame(rows, columns=COLUMNS)
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    frame["cpu"] = cpu_description()
+    return frame
 
 
 def bench_profile(cases, iterations: int = 10, skip: int = 5, seed: int = 0) -> pd.DataFrame:
