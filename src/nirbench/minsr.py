@@ -541,8 +541,10 @@ def _layerwise_gram(nqs, configs: jnp.ndarray, tile: int) -> jnp.ndarray:
 
 GRAM_TILE = 64
 """Samples per side of a tile of :func:`_tiled_gram`: the whole Gram of the 4x4 TFI recipe's NQS
-(K = 3, batch 512, one core) took 0.243 s with 64, 0.267 s with 32, 0.257 s with 128, 0.277 s with
-16 and 0.707 s in the former form (``benchmarks/minsr_gram.py``, docs/benchmarks.md)."""
+(K = 3, batch 512, one core of an AVX-512 Xeon) took 0.243 s with 64, 0.267 s with 32, 0.257 s
+with 128, 0.277 s with 16 and 0.707 s in the former form (``benchmarks/minsr_gram.py``,
+docs/benchmarks.md); on a 2-core AMD EPYC (AVX2) with the tile's sum as one multiply-reduce,
+0.80 s with 64, 0.84 s with 32, 0.88 s with 128."""
 
 
 def _tiled_gram(inputs: list, deltas: list, has_bias: list, explicit_rows: jnp.ndarray, tile: int) -> jnp.ndarray:
@@ -556,10 +558,16 @@ def _tiled_gram(inputs: list, deltas: list, has_bias: list, explicit_rows: jnp.n
     The ``(Ns, Ns)`` sample pairs are cut into tiles of ``tile`` x ``tile`` samples (fewer when
     ``Ns`` is smaller); only the tiles on and above the diagonal are computed (``G`` is symmetric:
     the rest are their transposes), one after the other (``lax.map``), each over every layer,
-    network and pair ``(k, l)``, so a tile's ``(j, 2, T, k, 2, T, k)`` products stay in cache. On
-    4x4 TFI, K = 3, MLP 64 x 3, batch 512 (float64, one core) the linear layers' share took 0.17 s
-    against 0.63 s for the whole ``(j, 2 Ns, 2 Ns)`` products of each pair ``k <= l`` at once,
-    which ran from memory (docs/benchmarks.md). The batch is padded with zero rows to a multiple of
+    network and pair ``(k, l)``, so a tile's ``(j, 2, T, k, k, 2, T)`` products stay in cache. On
+    4x4 TFI, K = 3, MLP 64 x 3, batch 512 (float64, one core of an AVX-512 Xeon) the linear
+    layers' share took 0.17 s against 0.63 s for the whole ``(j, 2 Ns, 2 Ns)`` products of each
+    pair ``k <= l`` at once, which ran from memory (docs/benchmarks.md). Within a tile the
+    products come out of the matrix product with the pair ``(k, l)`` between the row and the
+    column samples and are summed over ``j, k, l`` as one multiply-reduce; summed as a second
+    product over ``(j, k, l)`` per sample pair instead (a copy of the products into that order,
+    then 4096 products of 4 x 27 by 27), the whole Gram took 0.90 s against 0.78 s on a 2-core AMD
+    EPYC without AVX-512, whose float64 matrix products run at about 16 GFLOP/s, the rate of the
+    tile's fused products now (docs/benchmarks.md). The batch is padded with zero rows to a multiple of
     the tile (zero rows add nothing).
     """
     n_samples = inputs[0].shape[1]
@@ -581,9 +589,12 @@ def _tiled_gram(inputs: list, deltas: list, has_bias: list, explicit_rows: jnp.n
         for a, d, bias in zip(inputs, deltas, has_bias):
             a_row, a_col = row_and_col(a, 1)
             d_row, d_col = row_and_col(d, 2)
-            dd = jnp.einsum("jrbko,jsclo->jrbkscl", d_row, d_col)
-            aa = jnp.einsum("jbki,jcli->jbkcl", a_row, a_col) + bias
-            block = block + jnp.einsum("jrbkscl,jbkcl->rbsc", dd, aa)
+            # the column side as (j, l, s, c, o): the product comes out of the matrix product as
+            # (j, r, b, k, l, s, c), the pair (k, l) between the row and the column samples, so the
+            # sum over j, k, l is a multiply-reduce over its outer axes, c contiguous
+            dd = jnp.einsum("jrbko,jlsco->jrbklsc", d_row, jnp.transpose(d_col, (0, 3, 1, 2, 4)))
+            aa = jnp.einsum("jbki,jcli->jbklc", a_row, a_col) + bias
+            block = block + jnp.sum(dd * aa[:, None, :, :, :, None, :], axis=(0, 3, 4))
         return block
 
     upper = jax.lax.map(one_tile, (jnp.asarray(rows), jnp.asarray(cols)))  # (tiles, 2, T, 2, T)
