@@ -59,7 +59,7 @@ import optax
 from jax.flatten_util import ravel_pytree
 from jax.scipy.linalg import cho_factor, cho_solve
 
-from nirbench.models.multistate import MultiStateNQS, evaluation_chunk
+from nirbench.models.multistate import MultiStateNQS, batched_log_psi, evaluation_chunk
 
 MODES = ("auto", "minsr", "sr")
 OPTIMIZERS = ("adam", "sgd")
@@ -434,7 +434,7 @@ def _layerwise_natural_gradient(nqs, configs: jnp.ndarray, eps: jnp.ndarray, w: 
     params, static = eqx.partition(nqs, eqx.is_inexact_array)
 
     def centred_rows(theta):  # theta -> X-row space: R [Re log Psi; Im log Psi], shape (2 Ns,)
-        log_psi = jax.vmap(eqx.combine(theta, static).log_psi)(configs)
+        log_psi = batched_log_psi(eqx.combine(theta, static), configs)
         return _stack_re_im(_centre_and_scale(log_psi, w), w.dtype)
 
     def centre_rows(matrix):  # R applied to the rows of a (2 Ns, M) matrix, per Re / Im half

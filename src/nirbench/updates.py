@@ -24,7 +24,7 @@ from nirbench.minsr import (
     natural_gradient_tree,
     supports_layerwise_minsr,
 )
-from nirbench.models import batched_log_prob
+from nirbench.models import batched_log_prob, batched_log_psi
 
 
 def count_parameters(module) -> int:
@@ -86,7 +86,7 @@ def energy_gradient(nqs, configs, weights, eps):
 
     @eqx.filter_grad
     def surrogate(model):
-        log_psi = jax.vmap(model.log_psi)(configs)
+        log_psi = batched_log_psi(model, configs)
         return 2 * jnp.real(jnp.sum(weights * jnp.conj(log_psi) * eps_c))
 
     return surrogate(nqs)
