@@ -56,11 +56,12 @@ import pandas as pd
 
 import nirbench  # noqa: F401  (enables x64, as NetKet does)
 from nirbench.bench import timed_vmc_step, vmc_bench_config
+from nirbench.profiling import cpu_description
 from nirbench.updates import count_parameters
 from nirbench.vmc import VMCRun
 
 L, G, WIDTH, DEPTH, N_CHAINS, N_DISCARD, DIAG_SHIFT, LR = 4, 3.0, 128, 4, 16, 40, 1e-4, 1e-3
-COLUMNS = ["code", "case", "sampler", "optimizer", "batch", "params", "seconds_per_step", "load_1min"]
+COLUMNS = ["code", "case", "sampler", "optimizer", "batch", "params", "seconds_per_step", "load_1min", "cpu"]
 
 
 class FlaxMLP(nn.Module):
@@ -152,6 +153,7 @@ def compare(optimizer: str, steps: int, warmup: int, batch: int, seed: int) -> l
             "params": runner.params,
             "seconds_per_step": float(np.median(times[name])),
             "load_1min": float(np.mean(loads)),
+            "cpu": cpu_description(),
         }
         for name, runner in runners.items()
     ]
