@@ -81,6 +81,8 @@ def test_log_psi_is_log_det(n_states):
     expected = np.log(np.linalg.det(amps).astype(complex))
     log_psi = np.asarray(_log_psi(nqs, jnp.asarray(s)))
     _same_complex_log(log_psi, expected)
+    # the batched form (all rows' amplitudes in one call) is the per-tuple log_psi
+    _same_complex_log(log_psi, np.asarray(jax.jit(jax.vmap(nqs.log_psi))(jnp.asarray(s))), atol=1e-13)
     log_prob = np.asarray(jax.jit(lambda c: batched_log_prob(nqs, c))(jnp.asarray(s)))
     np.testing.assert_allclose(log_prob, 2 * np.log(np.abs(np.linalg.det(amps))), rtol=1e-10)
     # antisymmetry: swapping two rows flips the sign (log Psi changes by i pi)
@@ -149,5 +151,7 @@ def test_bad_inputs():
     nqs = _nqs(2)
     with pytest.raises(ValueError, match="K-tuple"):
         nqs.log_psi(jnp.ones((3, N_SITES)))
+    with pytest.raises(ValueError, match=r"expected configs \(B, 2, N\)"):
+        batched_log_psi(nqs, jnp.ones((4, 3, N_SITES)))
     with pytest.raises(ValueError, match="n_states"):
         _nqs(0)

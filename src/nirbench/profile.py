@@ -16,7 +16,8 @@ profiled iteration):
 
 Rows ``iteration (profiled)`` and ``iteration (unprofiled)`` give the totals; the ratio says how
 much the profile's waits cost. Every row names the machine (``cpu``,
-:func:`nirbench.profiling.cpu_description`): profiles compare only within one machine. :func:`plot_profile` draws the stacked bars.
+:func:`nirbench.profiling.cpu_description`): profiles compare only within one machine.
+:func:`plot_profile` draws the stacked bars.
 """
 
 from __future__ import annotations

@@ -87,7 +87,6 @@ class MultiStateNQS(eqx.Module):
             raise IndexError(f"state index {j} out of range for K = {self.n_states}")
         return jax.tree_util.tree_map(lambda x: x[j] if eqx.is_array(x) else x, self.networks)
 
-
     def log_amplitudes(self, s: jax.Array) -> jax.Array:
         """``s`` of shape ``(K', N)`` -> complex ``(K', K)`` with ``[k, j] = log psi_j(s^k)``.
 
