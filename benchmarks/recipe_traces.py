@@ -50,7 +50,7 @@ def run_row(
         "minutes": float(minutes.iloc[-1]),
         "iterations": len(steps),
         "updating": float(steps["nqs_updated"].mean()),
-        "longest_hold": int(_longest_run(~steps["nqs_updated"].astype(bool).to_numpy())),
+        "longest_hold": int(_longest_run(held.to_numpy())),
         "within_target_after_minutes": float(within.iloc[0]) if len(within) else np.nan,
         "within_passage_after_minutes": float(minutes.iloc[passed[0]]) if len(passed) else np.nan,
         "held_before_passage": int(held.iloc[: passed[0] + 1].sum()) if len(passed) else int(held.sum()),

@@ -20,6 +20,7 @@ fell below the ground-state trace), the recipe file a sampled 2.2e-4 with an exa
 import sys
 
 import pandas as pd
+from claims import prefer_exact
 from collect import collect_steps, collect_summaries
 
 from nirbench.io import write_csv_atomically
@@ -35,13 +36,12 @@ def table(summaries, configs, cases, targets) -> pd.DataFrame:
     runs = collect_summaries(summaries, configs)
     runs["case"], runs["target"] = list(cases), list(targets)
     runs["lattice"] = runs["lx"].astype(str) + "x" + runs["ly"].astype(str)
-    exact = runs["exact_energy"] if "exact_energy" in runs else pd.Series(float("nan"), index=runs.index)
-    runs["exact_energy"] = exact
-    runs["exact_relative_error"] = (exact - runs["reference_energy"]).abs() / runs["reference_energy"].abs()
-    deciding = runs["exact_relative_error"].fillna(runs["relative_error"])
+    runs["exact_energy"] = runs.get("exact_energy", float("nan"))
+    runs["exact_relative_error"] = (runs["exact_energy"] - runs["reference_energy"]).abs() / runs["reference_energy"].abs()
+    deciding, _ = prefer_exact(runs, {"relative_error": "exact_relative_error"})
     runs["met"] = [
         "" if pd.isna(target) or pd.isna(error) else bool(error <= target)
-        for target, error in zip(runs["target"], deciding)
+        for target, error in zip(runs["target"], deciding["relative_error"])
     ]
     runs["wall_minutes"] = runs["wall_seconds"] / 60
     return runs.reindex(columns=COLUMNS)
