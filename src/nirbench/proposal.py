@@ -46,6 +46,8 @@ import numpy as np
 import optax
 from jax import lax
 
+from nirbench.batching import row_chunks
+
 __all__ = [
     "KV_BLOCK",
     "TRAIN_CHUNK",
@@ -535,13 +537,6 @@ class PatchedProposal(eqx.Module):
         return self.unpack(patches), log_q
 
 
-def _row_chunks(x, chunk: int):
-    """``(B, ...)`` -> ``(ceil(B / chunk), chunk, ...)``, padded by repeating the last row."""
-    n_chunks = -(-x.shape[0] // chunk)
-    pad = [(0, n_chunks * chunk - x.shape[0])] + [(0, 0)] * (x.ndim - 1)
-    return jnp.pad(x, pad, mode="edge").reshape((n_chunks, chunk) + x.shape[1:])
-
-
 @eqx.filter_jit
 def _log_prob_batch(model: TransformerProposal, tokens):
     """``log_prob`` vmapped over chunks of ``TRAIN_CHUNK`` rows (``lax.map`` with ``batch_size``): one
@@ -720,7 +715,7 @@ def forward_kl_value_and_grad(proposal: TransformerProposal, tokens, weights=Non
     batch = tokens.shape[0]
     coef = _row_coefficients(weights, batch, proposal.dtype)
     # padding rows repeat the last row (a finite log q) and carry weight zero
-    tokens = _row_chunks(tokens, chunk)
+    tokens = row_chunks(tokens, chunk)
     coef = jnp.pad(coef, (0, tokens.shape[0] * chunk - batch)).reshape(tokens.shape[:2])
     params, static = eqx.partition(proposal, eqx.is_inexact_array)
 

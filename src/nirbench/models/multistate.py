@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nirbench.batching import row_chunks
 from nirbench.linalg import slogdet
 from nirbench.models.symmetry import images_per_configuration
 
@@ -179,10 +180,7 @@ def evaluate_in_chunks(log_prob_fn: Callable, nqs: MultiStateNQS, configs: jax.A
     n_configs = configs.shape[0]
     if n_configs <= chunk:
         return log_prob_fn(nqs, configs)
-    n_chunks = -(-n_configs // chunk)
-    padding = [(0, n_chunks * chunk - n_configs)] + [(0, 0)] * (configs.ndim - 1)
-    chunks = jnp.pad(configs, padding, mode="edge").reshape(n_chunks, chunk, *configs.shape[1:])
-    return jax.lax.map(lambda c: log_prob_fn(nqs, c), chunks).reshape(-1)[:n_configs]
+    return jax.lax.map(lambda c: log_prob_fn(nqs, c), row_chunks(configs, chunk)).reshape(-1)[:n_configs]
 
 
 def batched_log_prob(nqs: MultiStateNQS, configs: jax.Array) -> jax.Array:
