@@ -72,9 +72,16 @@ def plot(table: pd.DataFrame, target: float | None, path: str, title: str = "") 
         group = runs[runs["setting"] == mean.setting]
         ax.bar(x, mean.relative_error, width=0.6, color="C0", alpha=0.25)
         ax.scatter(np.full(len(group), x), group["relative_error"], color="C0", zorder=3)
-        for seed, error in zip(group["seed"], group["relative_error"]):
+        order = group["relative_error"].rank(method="first").to_numpy() - 1  # labels of close points apart
+        for seed, error, rank in zip(group["seed"], group["relative_error"], order):
+            shift = 0 if len(group) == 1 else 5 * (2 * rank / (len(group) - 1) - 1)
             ax.annotate(
-                f"seed {seed}", (x, error), xytext=(6, 0), textcoords="offset points", va="center", fontsize=8
+                f"seed {seed}",
+                (x, error),
+                xytext=(6, shift),
+                textcoords="offset points",
+                va="center",
+                fontsize=8,
             )
     if target:
         ax.axhline(target, color="k", ls="--", lw=1)
@@ -102,7 +109,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     runs = []
     for item in args.runs:
-        setting, sep, path = item.partition("=")
+        setting, sep, path = item.rpartition("=")  # the setting may contain "=", a path not
         if not sep or not setting or not path:
             parser.error(f"--runs takes SETTING=SUMMARY.csv, got {item!r}")
         runs.append((setting, path))
