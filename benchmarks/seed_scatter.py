@@ -16,39 +16,47 @@ dashed.
 """
 
 import argparse
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from nirbench.io import write_csv_atomically
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
+from claims import with_exact_energies  # the pipeline's one rule for "exact where enumerated"
 
-def run_row(setting: str, path: str) -> dict:
-    """The table row of one run's summary: its trace error (exact where enumerated) and level errors."""
-    summary = pd.read_csv(path).iloc[0]
-    exact = "exact_energy" in summary and pd.notna(summary["exact_energy"])
-    prefix = "exact_" if exact else ""
-    reference = float(summary["reference_energy"])
-    row = {
-        "setting": setting,
-        "seed": str(int(summary["seed"])),
-        "iterations": int(summary["iterations"]),
-        "wall_minutes": float(summary["wall_seconds"]) / 60,
-        "measure": "exact" if exact else "sampled",
-        "relative_error": abs(float(summary[f"{prefix}energy"]) - reference) / abs(reference),
-        "sampled_relative_error": float(summary["relative_error"]),
-        "summary": path,
-    }
-    for k in range(int(summary["states"])):
-        if f"reference_e_{k}" in summary:
-            row[f"level_{k}_error"] = float(summary[f"{prefix}e_{k}"]) - float(summary[f"reference_e_{k}"])
-    return row
+
+def runs_table(runs: list[tuple[str, str]]) -> pd.DataFrame:
+    """One row per ``(setting, summary path)``: its trace error, exact where the run enumerated its
+    states (``claims.with_exact_energies``, the pipeline's one rule for it), and level errors."""
+    sampled = pd.concat(
+        [pd.read_csv(path).iloc[:1].assign(setting=setting, summary=path) for setting, path in runs],
+        ignore_index=True,
+    )
+    exact, _ = with_exact_energies(sampled)
+    enumerated = (
+        sampled["exact_energy"].notna() if "exact_energy" in sampled else pd.Series(False, sampled.index)
+    )
+    reference = exact["reference_energy"]
+    table = pd.DataFrame({
+        "setting": exact["setting"], "seed": exact["seed"].astype(int).astype(str),
+        "iterations": exact["iterations"].astype(int), "wall_minutes": exact["wall_seconds"] / 60,
+        "measure": np.where(enumerated, "exact", "sampled"),
+        "relative_error": (exact["energy"] - reference).abs() / reference.abs(),
+        "sampled_relative_error": sampled["relative_error"], "summary": exact["summary"],
+    })  # fmt: skip
+    for k in range(int(exact["states"].max())):
+        if f"e_{k}" in exact and f"reference_e_{k}" in exact:
+            table[f"level_{k}_error"] = exact[f"e_{k}"] - exact[f"reference_e_{k}"]
+    return table
 
 
 def scatter_table(runs: list[tuple[str, str]]) -> pd.DataFrame:
     """One row per run, then one per setting (``seed == "all"``: mean, ``scatter`` = sample standard
     deviation of the runs' errors, ``runs``)."""
-    rows = pd.DataFrame([run_row(setting, path) for setting, path in runs])
+    rows = runs_table(runs)
     means = []
     for setting, group in rows.groupby("setting", sort=False):
         means.append({"setting": setting, "seed": "all", "runs": len(group),
