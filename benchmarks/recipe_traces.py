@@ -5,13 +5,17 @@
 
 Each ``STEPS.csv`` is the per-iteration CSV of ``nirbench vmc --out`` (columns ``energy``,
 ``seconds``, ``nqs_updated``); ``STEPS_summary.csv`` beside it, where present, gives the final
-evaluation (``energy``, ``energy_sigma``, ``relative_error``, levels ``e_k``). ``REF.csv`` is an
+evaluation (``energy``, ``energy_sigma``, ``relative_error``, levels ``e_k``), and
+``STEPS_eval_nir.csv``, where present, the same state measured again by NIR (``nirbench evaluate
+--sampler nir``: for a Metropolis run whose chains froze, whose own estimates carry no error bar).
+``REF.csv`` is an
 ``ed`` or ``extrapolate`` CSV of the same system (``nirbench.options.load_reference``); the trace of
 its K lowest levels is the target. Per run, one row: minutes of iterations, iterations, share of
 them that updated the NQS, the first minute at which the mean of ``--window`` consecutive
 iterations' trace energies lies within ``--target`` (relative) of the reference ("within after"),
 the passage through the ordering (the first minute within ``--passage``, and how many iterations
-until then held the NQS), and the final evaluation. The figure: the relative error of that rolling
+until then held the NQS), Metropolis's mean acceptance over the last 100 iterations, and the final
+evaluation(s). The figure: the relative error of that rolling
 mean against minutes.
 """
 
@@ -56,6 +60,8 @@ def run_row(
         "held_before_passage": int(held.iloc[: passed[0] + 1].sum()) if len(passed) else int(held.sum()),
         "reference_trace": reference,
     }
+    if "acceptance" in steps and steps["acceptance"].notna().any():  # Metropolis: have the chains frozen?
+        row["acceptance_last_100"] = float(steps["acceptance"].iloc[-100:].mean())
     summary_path = Path(steps_path).with_name(Path(steps_path).stem + "_summary.csv")
     if summary_path.is_file():
         summary = pd.read_csv(summary_path).iloc[0]
@@ -63,6 +69,11 @@ def run_row(
         row.update({"final_energy": summary["energy"], "final_sigma": summary["energy_sigma"],
                     "final_relative_error": summary["relative_error"],
                     "final_levels": " ".join(f"{summary[c]:.3f}" for c in levels)})  # fmt: skip
+    remeasured_path = Path(steps_path).with_name(Path(steps_path).stem + "_eval_nir.csv")
+    if remeasured_path.is_file():
+        remeasured = pd.read_csv(remeasured_path).iloc[0]
+        row.update({"nir_energy": remeasured["energy"], "nir_sigma": remeasured["energy_sigma"],
+                    "nir_relative_error": abs(remeasured["energy"] - reference) / abs(reference)})  # fmt: skip
     return row, pd.DataFrame({"minutes": minutes, "error": error})
 
 

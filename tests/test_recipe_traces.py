@@ -44,3 +44,22 @@ def test_a_run_that_never_gets_there_has_no_time(tmp_path):
     assert np.isnan(row["within_target_after_minutes"]) and row["longest_hold"] == 0
     assert np.isnan(row["within_passage_after_minutes"]) and row["held_before_passage"] == 0
     assert "final_energy" not in row
+
+
+def test_a_frozen_metropolis_run_reports_its_acceptance_and_the_nir_measurement(tmp_path):
+    """A Metropolis run (column ``acceptance``) gets its mean acceptance over the last 100 iterations;
+    ``STEPS_eval_nir.csv`` beside it (the state measured again by NIR) gives its own error against the
+    reference, while the run's frozen-chain estimate stays in ``final_*``."""
+    acceptance = [0.5] * 20 + [0.0] * 90 + [0.01] * 10
+    steps = pd.DataFrame({"energy": [-99.0] * 120, "seconds": [1.0] * 120, "nqs_updated": [True] * 120,
+                          "acceptance": acceptance})  # fmt: skip
+    path = tmp_path / "mcmc.csv"
+    steps.to_csv(path, index=False)
+    pd.DataFrame({"energy": [-99.95], "energy_sigma": [np.nan], "relative_error": [5e-4]}).to_csv(
+        tmp_path / "mcmc_summary.csv", index=False
+    )
+    pd.DataFrame({"energy": [-99.8], "energy_sigma": [0.01]}).to_csv(tmp_path / "mcmc_eval_nir.csv", index=False)
+    row, _ = recipe_traces.run_row("m", str(path), -100.0, 1e-3, 2)
+    assert row["acceptance_last_100"] == np.mean(acceptance[-100:])
+    assert np.isnan(row["final_sigma"]) and row["final_relative_error"] == 5e-4
+    np.testing.assert_allclose([row["nir_energy"], row["nir_sigma"], row["nir_relative_error"]], [-99.8, 0.01, 2e-3])
