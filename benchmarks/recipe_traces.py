@@ -86,24 +86,33 @@ def _longest_run(flags: np.ndarray) -> int:
     return longest
 
 
-def plot(traces: dict[str, pd.DataFrame], target: float, window: int, path: str, title: str = "") -> None:
-    """The relative error of each run's rolling-mean trace against minutes, log scale, the target dashed."""
+def plot(
+    traces: dict[str, pd.DataFrame], target: float, window: int, path: str, title: str = "",
+    remeasured: dict[str, tuple[float, float]] | None = None,
+) -> None:
+    """The relative error of each run's rolling-mean trace against minutes, log scale, the target dashed;
+    ``remeasured[label] = (minutes, relative error)``: the run's final state measured again by NIR, a star
+    at its last minute (the run's own trace may come from frozen chains)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    fig, ax = plt.subplots(figsize=(9.6, 4.2))
     colours = plt.get_cmap("tab20").colors if len(traces) > 10 else plt.get_cmap("tab10").colors
     for index, (label, trace) in enumerate(traces.items()):  # distinct colours for up to 20 runs
-        ax.plot(trace["minutes"], trace["error"].abs(), label=label, linewidth=1.2, color=colours[index % len(colours)])
+        colour = colours[index % len(colours)]
+        ax.plot(trace["minutes"], trace["error"].abs(), label=label, linewidth=1.2, color=colour)
+        if remeasured and label in remeasured:
+            ax.plot(*remeasured[label], marker="*", markersize=11, color=colour, linestyle="none",
+                    label=f"{label}: its state measured by NIR")  # fmt: skip
     ax.axhline(target, color="grey", linestyle="--", linewidth=0.8, label=f"target {target:g}")
     ax.set_yscale("log")
     ax.set_xlabel("minutes of iterations (one core)")
     ax.set_ylabel(f"relative error of the trace\n(mean of {window} iterations)")
     if title:
         ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7, frameon=False)
+    ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the traces
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=150)
@@ -135,7 +144,8 @@ def main():
     if args.out:
         write_csv_atomically(table, args.out)
     if args.plot:
-        plot(traces, args.target, args.window, args.plot, args.title)
+        remeasured = {row["run"]: (row["minutes"], row["nir_relative_error"]) for row in rows if "nir_relative_error" in row}
+        plot(traces, args.target, args.window, args.plot, args.title, remeasured)
 
 
 if __name__ == "__main__":
