@@ -7,7 +7,7 @@ Each ``STEPS.csv`` is the per-iteration CSV of ``nirbench vmc --out`` (columns `
 ``seconds``, ``nqs_updated``); ``STEPS_summary.csv`` beside it, where present, gives the final
 evaluation (``energy``, ``energy_sigma``, ``relative_error``, levels ``e_k``), and
 ``STEPS_eval_nir.csv``, where present, the same state measured again by NIR (``nirbench evaluate
---sampler nir``: for a Metropolis run whose chains froze, whose own estimates carry no error bar).
+--sampler nir``: a Metropolis run whose chains froze cannot measure its own state).
 ``REF.csv`` is an
 ``ed`` or ``extrapolate`` CSV of the same system (``nirbench.options.load_reference``); the trace of
 its K lowest levels is the target. Per run, one row: minutes of iterations, iterations, share of
@@ -16,7 +16,7 @@ iterations' trace energies lies within ``--target`` (relative) of the reference 
 the passage through the ordering (the first minute within ``--passage``, and how many iterations
 until then held the NQS), Metropolis's mean acceptance over the last 100 iterations, and the final
 evaluation(s). The figure: the relative error of that rolling
-mean against minutes.
+mean against minutes, with a star at a run's last minute where its state was measured again by NIR.
 """
 
 import argparse
