@@ -62,14 +62,17 @@ def run_row(
     }
     if "acceptance" in steps and steps["acceptance"].notna().any():  # Metropolis: have the chains frozen?
         row["acceptance_last_100"] = float(steps["acceptance"].iloc[-100:].mean())
-    summary_path = Path(steps_path).with_name(Path(steps_path).stem + "_summary.csv")
+    def beside(suffix: str) -> Path:  # a file written next to the run's CSV: STEPS{suffix}
+        return Path(steps_path).with_name(Path(steps_path).stem + suffix)
+
+    summary_path = beside("_summary.csv")
     if summary_path.is_file():
         summary = pd.read_csv(summary_path).iloc[0]
         levels = sorted(c for c in summary.index if c.startswith("e_") and not c.endswith("sigma"))
         row.update({"final_energy": summary["energy"], "final_sigma": summary["energy_sigma"],
                     "final_relative_error": summary["relative_error"],
                     "final_levels": " ".join(f"{summary[c]:.3f}" for c in levels)})  # fmt: skip
-    remeasured_path = Path(steps_path).with_name(Path(steps_path).stem + "_eval_nir.csv")
+    remeasured_path = beside("_eval_nir.csv")
     if remeasured_path.is_file():
         remeasured = pd.read_csv(remeasured_path).iloc[0]
         row.update({"nir_energy": remeasured["energy"], "nir_sigma": remeasured["energy_sigma"],

@@ -60,6 +60,7 @@ def test_a_frozen_metropolis_run_reports_its_acceptance_and_the_nir_measurement(
     )
     pd.DataFrame({"energy": [-99.8], "energy_sigma": [0.01]}).to_csv(tmp_path / "mcmc_eval_nir.csv", index=False)
     row, _ = recipe_traces.run_row("m", str(path), -100.0, 1e-3, 2)
-    assert row["acceptance_last_100"] == np.mean(acceptance[-100:])
+    # a mean of 100 floats: the summation order (pandas against numpy, SIMD width) may move the last bit
+    np.testing.assert_allclose(row["acceptance_last_100"], np.mean(acceptance[-100:]), rtol=1e-12)
     assert np.isnan(row["final_sigma"]) and row["final_relative_error"] == 5e-4
     np.testing.assert_allclose([row["nir_energy"], row["nir_sigma"], row["nir_relative_error"]], [-99.8, 0.01, 2e-3])
