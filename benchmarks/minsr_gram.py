@@ -26,8 +26,8 @@ from nirbench.options import VMCConfig, read_options_file
 from nirbench.vmc import VMCRun
 
 
-def pairs_gram(inputs, deltas, has_bias, explicit_rows, tile):
-    """The former linear-layer share of ``G`` (``tile`` unused): per layer and pair ``k <= l`` the
+def pairs_gram(inputs, deltas, has_bias, explicit_rows, tile, n_distinct=None):
+    """The former linear-layer share of ``G`` (``tile``, ``n_distinct`` unused): per layer and pair ``k <= l`` the
     whole ``(j, 2, Ns, 2, Ns)`` products, the pair ``(l, k)`` as the transpose of ``(k, l)``."""
     gram = jnp.einsum("rbp,scp->rbsc", explicit_rows, explicit_rows)
     for a, d_rows, bias in zip(inputs, deltas, has_bias):
@@ -64,8 +64,8 @@ def main():
     configs = jax.random.choice(jax.random.key(0), jnp.array([-1, 1], dtype=jnp.int8), (args.batch, 3, 16))
     # a distinct tile size compiles a distinct program: the former form under its own "tile" 0
     with mock.patch.object(minsr, "_tiled_gram", pairs_gram):
-        former = np.asarray(minsr._compiled_layerwise_gram(nqs, configs, 0))
-        t_former = seconds(lambda: minsr._compiled_layerwise_gram(nqs, configs, 0), args.repeats)
+        former = np.asarray(minsr._compiled_layerwise_gram(nqs, configs, 0, jnp.int32(args.batch)))
+        t_former = seconds(lambda: minsr._compiled_layerwise_gram(nqs, configs, 0, jnp.int32(args.batch)), args.repeats)
     print(f"whole matrices per pair k <= l: {t_former:.3f} s")
     scale = np.abs(former).max()
     for tile in args.tiles:

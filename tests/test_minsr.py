@@ -517,3 +517,24 @@ def test_layerwise_gram_in_tiles_is_j_jt(n_states, n_samples, parities):
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12 * scale, err_msg=f"tile={tile}")
     with pytest.raises(ValueError, match="tile"):
         minsr.layerwise_gram(nqs, configs, tile=0)
+
+
+@pytest.mark.parametrize("n_states,parities", [(3, None), (3, "+-+")])
+def test_layerwise_gram_of_repeated_tuples_is_j_jt(n_states, parities):
+    """A batch that repeats tuples (as resampling does): the Gram over its distinct tuples,
+    gathered back, equals ``J J^T`` for tiles that hold only distinct tuples, some, or none; and
+    so does the same call under ``jit`` (no host-side search for repeats there)."""
+    nqs = _random_mlp_nqs(6, n_states, 3, 1, seed=n_states, parities=parities)
+    distinct = _distinct_tuples(7, n_states, 6, seed=3)
+    picks = np.random.default_rng(1).integers(0, 7, size=19)
+    picks[:7] = np.arange(7)[::-1]  # every distinct tuple, not in their first-occurrence order
+    configs = distinct[picks]
+    O = jacobian_of_log_psi(_log_psi_of_nqs, nqs, configs)
+    J = jnp.concatenate([jnp.real(O), jnp.imag(O)])
+    expected = J @ J.T
+    scale = float(jnp.abs(expected).max())
+    for tile in (1, 3, 4, 7, 19, None):
+        got = minsr.layerwise_gram(nqs, configs, tile=tile)
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12 * scale, err_msg=f"tile={tile}")
+    traced = jax.jit(lambda c: minsr.layerwise_gram(nqs, c, tile=4))(configs)
+    np.testing.assert_allclose(traced, expected, rtol=0, atol=1e-12 * scale)

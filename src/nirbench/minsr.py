@@ -59,6 +59,7 @@ import optax
 from jax.flatten_util import ravel_pytree
 from jax.scipy.linalg import cho_factor, cho_solve
 
+from nirbench.estimators import distinct_rows
 from nirbench.models.multistate import MultiStateNQS, batched_log_psi, evaluation_chunk
 
 MODES = ("auto", "minsr", "sr")
@@ -468,15 +469,42 @@ def layerwise_gram(nqs, configs: jnp.ndarray, tile: int | None = None) -> jnp.nd
     ``configs`` ``(Ns, K, N)``; ``nqs`` accepted by :func:`supports_layerwise_minsr`; ``tile``: samples
     per side of a tile of the linear layers' share (default :data:`GRAM_TILE`; see
     :func:`_tiled_gram`), the same ``G`` up to round-off whatever it is.
+
+    A resampled batch repeats tuples (about 420 distinct of 512 in the 4x4 K = 3 reference case of
+    issue 16), and the rows of ``J`` of equal tuples are equal. Given concrete ``configs`` (not
+    under ``jit``), the distinct tuples are found on the host
+    (:func:`nirbench.estimators.distinct_rows`) and moved to the front of a batch of the same shape
+    (the rest repeats the first one), the tiles that hold none of them are skipped (the work falls
+    with the square of the distinct count; one compiled program whatever the count), and ``G`` is
+    gathered back to the batch's order.
     """
     tile = GRAM_TILE if tile is None else int(tile)
     if tile < 1:
         raise ValueError(f"tile must be >= 1, got {tile}")
-    return _compiled_layerwise_gram(nqs, jnp.asarray(configs), tile)
+    configs = jnp.asarray(configs)
+    n_samples = configs.shape[0]
+    # the count is an array: a traced argument of the compiled program, not one program per count
+    if isinstance(configs, jax.core.Tracer):
+        return _compiled_layerwise_gram(nqs, configs, tile, jnp.int32(n_samples))
+    index, inverse = distinct_rows(np.asarray(configs).reshape(n_samples, -1))
+    if len(index) == n_samples:
+        return _compiled_layerwise_gram(nqs, configs, tile, jnp.int32(n_samples))
+    front = np.concatenate([index, np.full(n_samples - len(index), index[0])])
+    distinct_gram = _compiled_layerwise_gram(nqs, configs[front], tile, jnp.int32(len(index)))
+    return _rows_and_columns(distinct_gram, np.concatenate([inverse, inverse + n_samples]))
 
 
-def _layerwise_gram(nqs, configs: jnp.ndarray, tile: int) -> jnp.ndarray:
+@jax.jit
+def _rows_and_columns(matrix: jnp.ndarray, index: jnp.ndarray) -> jnp.ndarray:
+    """``matrix[index][:, index]``."""
+    return matrix[index][:, index]
+
+
+def _layerwise_gram(nqs, configs: jnp.ndarray, tile: int, n_distinct) -> jnp.ndarray:
     """``G = J J^T``, ``(2 Ns, 2 Ns)`` real, for ``J = [Re O; Im O]`` (``O`` uncentred, unscaled).
+
+    ``n_distinct`` (``()`` int, traced): only the entries between the first ``n_distinct`` samples
+    are needed; tiles beyond them are left zero (:func:`_tiled_gram`).
 
     Shapes below: ``Ns`` samples ``b``, K configurations ``k`` per sample, K networks ``j``,
     ``M = Ns K`` network inputs (row ``b K + k`` of ``configs.reshape(M, N)``).
@@ -535,7 +563,7 @@ def _layerwise_gram(nqs, configs: jnp.ndarray, tile: int) -> jnp.ndarray:
     others_rows = _stack_re_im(
         jnp.einsum("jbk,jbkp->bjp", c, split(d_others)).reshape(n_samples, -1), real_dtype
     ).reshape(2, n_samples, -1)
-    gram = _tiled_gram(layer_inputs, layer_deltas, has_bias, others_rows, tile)
+    gram = _tiled_gram(layer_inputs, layer_deltas, has_bias, others_rows, tile, n_distinct)
     return gram.reshape(2 * n_samples, 2 * n_samples)
 
 
@@ -547,7 +575,9 @@ docs/benchmarks.md); on a 2-core AMD EPYC (AVX2) with the tile's sum as one mult
 0.80 s with 64, 0.84 s with 32, 0.88 s with 128."""
 
 
-def _tiled_gram(inputs: list, deltas: list, has_bias: list, explicit_rows: jnp.ndarray, tile: int) -> jnp.ndarray:
+def _tiled_gram(
+    inputs: list, deltas: list, has_bias: list, explicit_rows: jnp.ndarray, tile: int, n_distinct=None
+) -> jnp.ndarray:
     """``G``, ``(2, Ns, 2, Ns)``, computed tile by tile.
 
     Per linear layer, ``inputs`` ``(j, Ns, k, in)`` (``a``) and ``deltas`` ``(j, r, Ns, k, out)``
@@ -597,7 +627,13 @@ def _tiled_gram(inputs: list, deltas: list, has_bias: list, explicit_rows: jnp.n
             block = block + jnp.sum(dd * aa[:, None, :, :, :, None, :], axis=(0, 3, 4))
         return block
 
-    upper = jax.lax.map(one_tile, (jnp.asarray(rows), jnp.asarray(cols)))  # (tiles, 2, T, 2, T)
+    n_active = n_tiles if n_distinct is None else -(-jnp.asarray(n_distinct) // tile)  # tiles holding needed samples
+
+    def maybe_tile(index):  # the upper tiles have row <= col: skip those with col beyond the needed samples
+        skipped = jnp.zeros((2, tile, 2, tile), explicit_rows.dtype)
+        return jax.lax.cond(index[1] < n_active, one_tile, lambda _: skipped, index)
+
+    upper = jax.lax.map(maybe_tile, (jnp.asarray(rows), jnp.asarray(cols)))  # (tiles, 2, T, 2, T)
     blocks = jnp.zeros((n_tiles, n_tiles) + upper.shape[1:], upper.dtype)
     blocks = blocks.at[cols, rows].set(jnp.transpose(upper, (0, 3, 4, 1, 2)))
     blocks = blocks.at[rows, cols].set(upper)  # the diagonal tiles as computed
