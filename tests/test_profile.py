@@ -106,3 +106,22 @@ def test_every_profile_case_gives_valid_options(monkeypatch):
         assert config.sampler == "nir", name
     reference = VMCConfig.from_dict(case_options(*PROFILE_CASES["tfi4x4_k3_248719e"]))
     assert (reference.states, reference.lx, reference.batch, reference.proposal_dim) == (3, 4, 512, 32)
+
+
+def test_the_profile_figure_is_named_after_its_csv(tmp_path, monkeypatch):
+    """``nirbench bench profile --out X.csv`` draws ``figures/benchmarks/X.png`` unless ``--figure``
+    names another: a profile written elsewhere does not overwrite the default profile's figure."""
+    import pandas as pd
+
+    import nirbench.profile
+    from nirbench.cli import main
+
+    frame = pd.DataFrame([{"case": "c", "tokens": 4, "phase": phase, "seconds_per_iteration": 1.0, "fraction": 0.1,
+                           "iterations": 1, "cpu": "x"} for phase in PHASES], columns=COLUMNS)  # fmt: skip
+    monkeypatch.setattr(nirbench.profile, "bench_profile", lambda *args: frame)
+    monkeypatch.chdir(tmp_path)
+    assert main(["bench", "profile", "--cases", "tfi4x4_k3", "--out", "elsewhere/mine.csv"]) == 0
+    assert (tmp_path / "figures/benchmarks/mine.png").stat().st_size > 0
+    assert not (tmp_path / "figures/benchmarks/profile.png").exists()
+    assert main(["bench", "profile", "--cases", "tfi4x4_k3", "--out", "a.csv", "--figure", "b/own.png"]) == 0
+    assert (tmp_path / "b/own.png").exists() and not (tmp_path / "figures/benchmarks/a.png").exists()

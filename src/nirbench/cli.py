@@ -480,7 +480,7 @@ def _add_bench_profile(kinds) -> None:
     )
     parser.add_argument("--out", default="results/benchmarks/profile.csv",
                         help="output CSV: case,tokens,phase,seconds_per_iteration,fraction,iterations")
-    parser.add_argument("--figure", default="figures/benchmarks/profile.png", help="stacked-bar figure (PNG)")
+    parser.add_argument("--figure", help="stacked-bar figure (PNG; default: figures/benchmarks/<name of --out>.png)")
     parser.add_argument("--cases", nargs="+", help="cases of nirbench.profile.PROFILE_CASES (default: all)")
     parser.add_argument("--iterations", type=int, default=10, help="timed iterations, unprofiled then profiled")
     parser.add_argument("--skip", type=int, default=5, help="untimed iterations first (compilation)")
@@ -494,6 +494,8 @@ def _run_bench_profile(args) -> None:
     unknown = sorted(set(cases) - set(PROFILE_CASES))
     if unknown:
         raise ValueError(f"unknown profile case(s) {unknown}; the cases are {sorted(PROFILE_CASES)}")
+    if args.figure is None:  # named after the CSV, so a profile written elsewhere leaves the default one's figure alone
+        args.figure = str(Path("figures/benchmarks") / f"{Path(args.out).stem}.png")
     check_output_paths({"--out": args.out, "--figure": args.figure})
     frame = bench_profile(cases, args.iterations, args.skip, args.seed)
     write_csv_atomically(frame, args.out)
