@@ -11,6 +11,13 @@ that all agree to round-off:
 
     XLA_FLAGS='--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1' \\
         python benchmarks/minsr_gram.py --repeats 5 --tiles 16 32 64 128
+
+With ``--reference-batch`` it times instead, on a batch that issue 16's reference run (the 4x4
+K = 3 case of commit 248719e, ``nirbench.profile.TFI4X4_K3_248719E``) resampled after 8 iterations,
+the Gram over every tuple of the batch against the Gram over its distinct tuples (what
+``nirbench.minsr.layerwise_gram`` does), alternating the two:
+
+    python benchmarks/minsr_gram.py --reference-batch --repeats 6
 """
 
 import argparse
@@ -23,6 +30,7 @@ import numpy as np
 
 from nirbench import minsr
 from nirbench.options import VMCConfig, read_options_file
+from nirbench.profile import TFI4X4_K3_248719E, case_options
 from nirbench.vmc import VMCRun
 
 
@@ -52,12 +60,44 @@ def seconds(function, repeats):
     return float(np.median(times))
 
 
+def reference_batch(repeats: int) -> None:
+    """The Gram of a resampled batch of the reference run: every tuple against the distinct ones."""
+    run = VMCRun(VMCConfig.from_dict(case_options(None, TFI4X4_K3_248719E)))
+    for _ in range(8):
+        run.step()
+    batch, _, _ = run.sampler.sample(run.log_prob_fn, run.nqs, run.sampler_state, jax.random.key(1))
+    configs = batch.configs
+    n_samples = configs.shape[0]
+    n_distinct = len(np.unique(np.asarray(configs).reshape(n_samples, -1), axis=0))
+
+    def every_tuple():
+        return minsr._compiled_layerwise_gram(run.nqs, configs, minsr.GRAM_TILE, jnp.int32(n_samples))
+
+    def distinct_tuples():
+        return minsr.layerwise_gram(run.nqs, configs)
+
+    whole, distinct = np.asarray(every_tuple()), np.asarray(distinct_tuples())
+    times = {every_tuple: [], distinct_tuples: []}
+    for _ in range(repeats):
+        for function, spent in times.items():
+            spent.append(seconds(function, 1))
+    t_whole, t_distinct = (float(np.median(spent)) for spent in times.values())
+    print(f"{n_distinct} distinct tuples of {n_samples}: every tuple {t_whole:.3f} s, distinct tuples "
+          f"{t_distinct:.3f} s (ratio {t_distinct / t_whole:.2f}); max relative difference "
+          f"{np.abs(whole - distinct).max() / np.abs(whole).max():.1e}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--tiles", type=int, nargs="+", default=[minsr.GRAM_TILE])
+    parser.add_argument("--reference-batch", action="store_true",
+                        help="time every tuple against the distinct tuples of a reference-run batch")
     args = parser.parse_args()
+    if args.reference_batch:
+        reference_batch(args.repeats)
+        return
     options = {**read_options_file("config/recipes/tfi_multistate_nir.yaml"), "model": "tfi", "lx": 4, "ly": 4,
                "bc": "open", "g": 2.0, "states": 3, "batch": args.batch, "max_minutes": None}  # fmt: skip
     nqs = VMCRun(VMCConfig.from_dict(options)).nqs
