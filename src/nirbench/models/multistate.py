@@ -153,7 +153,7 @@ def batched_log_psi(nqs: MultiStateNQS, configs: jax.Array) -> jax.Array:
 EVALUATION_IMAGES = 2048
 
 
-def evaluation_chunk(nqs: MultiStateNQS) -> int:
+def evaluation_chunk(nqs) -> int:
     """Configurations per vectorised call of ``nqs``: about :data:`EVALUATION_IMAGES` network
     evaluations (K networks times the images each evaluates,
     ``nirbench.models.symmetry.images_per_configuration``), a power of 2 from 16 to 512.
@@ -165,8 +165,12 @@ def evaluation_chunk(nqs: MultiStateNQS) -> int:
     comparison's single MLP 4 x 128 (60 against 78 ms): they keep 512; with the two images of
     ``flip_parities`` (K = 3, 6x6) the rule's 256 was the fastest (0.46 s against 0.49 in 512 and
     in 128).
+
+    Any other target (a sampler's ``log_prob_fn`` may read any pytree, e.g. a table of exact
+    amplitudes) counts as one evaluation per configuration: 512.
     """
-    evaluations = nqs.n_states * images_per_configuration(nqs.networks)
+    is_nqs = isinstance(nqs, MultiStateNQS)
+    evaluations = nqs.n_states * images_per_configuration(nqs.networks) if is_nqs else 1
     chunk = 2 ** int(np.floor(np.log2(max(EVALUATION_IMAGES // evaluations, 1))))
     return int(np.clip(chunk, 16, 512))
 
