@@ -337,7 +337,7 @@ def _jacobian_of_log_psi(log_psi_fn, params, configs: jnp.ndarray) -> jnp.ndarra
 
     # vectorised over a chunk of configurations at a time, so that its activations stay in cache
     # (evaluation_chunk: 128 for the J1-J2 recipe's symmetric ResCNN, docs/benchmarks.md)
-    chunk = evaluation_chunk(params) if isinstance(params, MultiStateNQS) else configs.shape[0]
+    chunk = evaluation_chunk(params)
     jac = jax.lax.map(functools.partial(jax.jacrev(re_im), flat), configs, batch_size=chunk)  # (Ns, 2, P)
     return jac[:, 0, :] + 1j * jac[:, 1, :]
 
