@@ -75,7 +75,6 @@ def test_cli_bench_vmc(tmp_path):
     assert frame["optimizer"].tolist() == ["adam"] and frame["seconds_per_step"].iloc[0] > 0
 
 
-
 def test_nir_samples_a_target_that_is_not_an_nqs():
     """A sampler's ``log_prob_fn`` may read any pytree: ``nirbench bench sampling``'s symmetric case
     samples a table of exact eigenvectors (it failed when the NIR kernel sized its chunks by the

@@ -4,8 +4,11 @@ import math
 import os
 import pathlib
 
+import pandas as pd
 import pytest
 
+import nirbench.profile
+from nirbench.cli import main
 from nirbench.options import VMCConfig
 from nirbench.profile import (
     COLUMNS,
@@ -111,11 +114,6 @@ def test_every_profile_case_gives_valid_options(monkeypatch):
 def test_the_profile_figure_is_named_after_its_csv(tmp_path, monkeypatch):
     """``nirbench bench profile --out X.csv`` draws ``figures/benchmarks/X.png`` unless ``--figure``
     names another: a profile written elsewhere does not overwrite the default profile's figure."""
-    import pandas as pd
-
-    import nirbench.profile
-    from nirbench.cli import main
-
     frame = pd.DataFrame([{"case": "c", "tokens": 4, "phase": phase, "seconds_per_iteration": 1.0, "fraction": 0.1,
                            "iterations": 1, "cpu": "x"} for phase in PHASES], columns=COLUMNS)  # fmt: skip
     monkeypatch.setattr(nirbench.profile, "bench_profile", lambda *args: frame)
