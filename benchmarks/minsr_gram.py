@@ -29,12 +29,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from nirbench import minsr
+from nirbench.estimators import distinct_rows
 from nirbench.options import VMCConfig, read_options_file
 from nirbench.profile import TFI4X4_K3_248719E, case_options
 from nirbench.vmc import VMCRun
 
 
-def pairs_gram(inputs, deltas, has_bias, explicit_rows, tile, n_distinct=None):
+def pairs_gram(inputs, deltas, has_bias, explicit_rows, tile, n_distinct):
     """The former linear-layer share of ``G`` (``tile``, ``n_distinct`` unused): per layer and pair ``k <= l`` the
     whole ``(j, 2, Ns, 2, Ns)`` products, the pair ``(l, k)`` as the transpose of ``(k, l)``."""
     gram = jnp.einsum("rbp,scp->rbsc", explicit_rows, explicit_rows)
@@ -68,7 +69,7 @@ def reference_batch(repeats: int) -> None:
     batch, _, _ = run.sampler.sample(run.log_prob_fn, run.nqs, run.sampler_state, jax.random.key(1))
     configs = batch.configs
     n_samples = configs.shape[0]
-    n_distinct = len(np.unique(np.asarray(configs).reshape(n_samples, -1), axis=0))
+    n_distinct = len(distinct_rows(np.asarray(configs).reshape(n_samples, -1))[0])
 
     def every_tuple():
         return minsr._compiled_layerwise_gram(run.nqs, configs, minsr.GRAM_TILE, jnp.int32(n_samples))

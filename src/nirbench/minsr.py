@@ -484,14 +484,13 @@ def layerwise_gram(nqs, configs: jnp.ndarray, tile: int | None = None) -> jnp.nd
     configs = jnp.asarray(configs)
     n_samples = configs.shape[0]
     # the count is an array: a traced argument of the compiled program, not one program per count
-    if isinstance(configs, jax.core.Tracer):
-        return _compiled_layerwise_gram(nqs, configs, tile, jnp.int32(n_samples))
-    index, inverse = distinct_rows(np.asarray(configs).reshape(n_samples, -1))
-    if len(index) == n_samples:
-        return _compiled_layerwise_gram(nqs, configs, tile, jnp.int32(n_samples))
-    front = np.concatenate([index, np.full(n_samples - len(index), index[0])])
-    distinct_gram = _compiled_layerwise_gram(nqs, configs[front], tile, jnp.int32(len(index)))
-    return _rows_and_columns(distinct_gram, np.concatenate([inverse, inverse + n_samples]))
+    if not isinstance(configs, jax.core.Tracer):
+        index, inverse = distinct_rows(np.asarray(configs).reshape(n_samples, -1))
+        if len(index) < n_samples:
+            front = np.concatenate([index, np.full(n_samples - len(index), index[0])])
+            distinct_gram = _compiled_layerwise_gram(nqs, configs[front], tile, jnp.int32(len(index)))
+            return _rows_and_columns(distinct_gram, np.concatenate([inverse, inverse + n_samples]))
+    return _compiled_layerwise_gram(nqs, configs, tile, jnp.int32(n_samples))
 
 
 @jax.jit
@@ -576,7 +575,7 @@ docs/benchmarks.md); on a 2-core AMD EPYC (AVX2) with the tile's sum as one mult
 
 
 def _tiled_gram(
-    inputs: list, deltas: list, has_bias: list, explicit_rows: jnp.ndarray, tile: int, n_distinct=None
+    inputs: list, deltas: list, has_bias: list, explicit_rows: jnp.ndarray, tile: int, n_distinct
 ) -> jnp.ndarray:
     """``G``, ``(2, Ns, 2, Ns)``, computed tile by tile.
 
@@ -598,7 +597,9 @@ def _tiled_gram(
     then 4096 products of 4 x 27 by 27), the whole Gram took 0.90 s against 0.78 s on a 2-core AMD
     EPYC without AVX-512, whose float64 matrix products run at about 16 GFLOP/s, the rate of the
     tile's fused products now (docs/benchmarks.md). The batch is padded with zero rows to a multiple of
-    the tile (zero rows add nothing).
+    the tile (zero rows add nothing). Only the entries between the first ``n_distinct`` samples
+    (``()`` int, may be traced; the batch size for every entry) are needed: a tile whose column
+    samples all lie at or beyond it is skipped (``lax.cond``) and left zero.
     """
     n_samples = inputs[0].shape[1]
     tile = min(tile, n_samples)
@@ -627,7 +628,7 @@ def _tiled_gram(
             block = block + jnp.sum(dd * aa[:, None, :, :, :, None, :], axis=(0, 3, 4))
         return block
 
-    n_active = n_tiles if n_distinct is None else -(-jnp.asarray(n_distinct) // tile)  # tiles holding needed samples
+    n_active = -(-jnp.asarray(n_distinct) // tile)  # tiles holding needed samples
 
     def maybe_tile(index):  # the upper tiles have row <= col: skip those with col beyond the needed samples
         skipped = jnp.zeros((2, tile, 2, tile), explicit_rows.dtype)
