@@ -22,6 +22,7 @@ from nirbench.models import (
     build_nqs,
     rescnn,
 )
+from nirbench.models.layers import layer_norm
 from nirbench.models.multistate import evaluate_in_chunks, evaluation_chunk
 from nirbench.models.rescnn import circular_conv
 from nirbench.models.symmetry import images_per_configuration
@@ -89,6 +90,43 @@ def test_mlp_output_and_structure():
 
     raw = by_hand(jnp.asarray(s[0], dtype=float))
     np.testing.assert_allclose(out_int[0], raw[0] + 1j * raw[1], rtol=1e-12)
+
+
+def test_mlp_on_rows_is_the_network_on_every_row():
+    """The batched (feature-major) form against the one-configuration form, with probes."""
+    net = MLP(6, width=WIDTH, depth=DEPTH, key=jax.random.key(2))
+    rows = jnp.asarray(_random_configs(5, 6, seed=3))
+    np.testing.assert_allclose(net.on_rows(rows), _evaluate(net, rows), rtol=1e-12, atol=1e-14)
+    keys = jax.random.split(jax.random.key(4), DEPTH + 1)
+    probes = tuple(
+        jax.random.normal(k, (5, linear.out_features)) for k, linear in zip(keys, net.linear_layers())
+    )
+    log_psi, inputs = net.probed_rows(rows, probes)
+    one_by_one, one_by_one_inputs = jax.vmap(net.probed_call)(rows, probes)
+    np.testing.assert_allclose(log_psi, one_by_one, rtol=1e-12, atol=1e-14)
+    assert [a.shape for a in inputs] == [(5, 6), (5, WIDTH), (5, WIDTH)]
+    for a, b in zip(inputs, one_by_one_inputs):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+    # rows are independent: the gradient with respect to the batch's probes is each row's own
+    grad_rows = jax.grad(lambda p: jnp.sum(jnp.imag(net.probed_rows(rows, p)[0])))(probes)
+    grad_each = jax.vmap(jax.grad(lambda s, p: jnp.imag(net.probed_call(s, p)[0]), argnums=1))(rows, probes)
+    for a, b in zip(grad_rows, grad_each):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("parity", [1, -1, 0])
+def test_spin_flip_parity_on_rows_is_the_network_on_every_row(parity):
+    net = SpinFlipParity(MLP(6, width=WIDTH, depth=DEPTH, key=jax.random.key(5)), parity)
+    rows = jnp.asarray(_random_configs(7, 6, seed=6))
+    np.testing.assert_allclose(net.on_rows(rows), _evaluate(net, rows), rtol=1e-12, atol=1e-14)
+
+
+def test_layer_norm_along_an_axis_is_equinox_layer_norm():
+    norm = eqx.nn.LayerNorm(4)
+    norm = eqx.tree_at(lambda n: (n.weight, n.bias), norm, (jnp.arange(1.0, 5.0), jnp.linspace(-1, 1, 4)))
+    x = jax.random.normal(jax.random.key(7), (3, 4, 5))  # the normalised axis in the middle
+    expected = jax.vmap(jax.vmap(norm, in_axes=1, out_axes=1))(x)
+    np.testing.assert_allclose(layer_norm(norm, x, axis=1), expected, rtol=1e-12, atol=1e-14)
 
 
 def test_mlp_gradient_is_finite_and_nonzero():

@@ -47,6 +47,7 @@ import optax
 from jax import lax
 
 from nirbench.batching import row_chunks
+from nirbench.models.layers import layer_norm
 
 __all__ = [
     "KV_BLOCK",
@@ -126,9 +127,9 @@ ms at ``T = 108``, 1.00 / 1.02 s at ``T = 192`` and 34 / 33 ms at ``T = 18`` in 
 def _apply(module, x):
     """Apply a module acting on the last axis (``(d_in,) -> (d_out,)``) to ``x`` of shape ``(..., d_in)``.
 
-    ``eqx.nn.Linear`` and ``eqx.nn.LayerNorm`` (with weight and bias) are applied with their own
-    parameters as one matmul / one reduction over the last axis (same maths as their ``__call__``,
-    a leaner graph than a ``vmap``); any other module is vmapped.
+    ``eqx.nn.Linear`` and ``eqx.nn.LayerNorm`` are applied with their own parameters as one matmul /
+    one reduction over the last axis (same maths as their ``__call__``, a leaner graph than a
+    ``vmap``; the norm by :func:`nirbench.models.layers.layer_norm`); any other module is vmapped.
     """
     if (
         isinstance(module, eqx.nn.Linear)
@@ -137,10 +138,8 @@ def _apply(module, x):
     ):
         y = x @ module.weight.T
         return y + module.bias if module.bias is not None else y
-    if isinstance(module, eqx.nn.LayerNorm) and module.weight is not None and module.bias is not None:
-        mean = jnp.mean(x, axis=-1, keepdims=True)
-        var = jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True)
-        return (x - mean) * lax.rsqrt(var + module.eps) * module.weight + module.bias
+    if isinstance(module, eqx.nn.LayerNorm):
+        return layer_norm(module, x)
     flat = x.reshape((-1, x.shape[-1]))
     out = jax.vmap(module)(flat)
     return out.reshape(x.shape[:-1] + out.shape[-1:])

@@ -26,12 +26,8 @@ import numpy as np
 
 from nirbench.batching import row_chunks
 from nirbench.linalg import slogdet
+from nirbench.models.layers import on_rows
 from nirbench.models.symmetry import images_per_configuration
-
-
-def _on_rows(net, rows):
-    """One single-state network on every row of ``rows`` ``(R, N)`` -> ``(R,)``."""
-    return jax.vmap(net)(rows)
 
 
 def _stack(*leaves):
@@ -99,7 +95,7 @@ class MultiStateNQS(eqx.Module):
         MLP 64 x 3, K = 3, took 9.6 ms against 5.1 ms now (float64, one core of a 2-core AMD
         EPYC; docs/benchmarks.md).
         """
-        per_network = eqx.filter_vmap(_on_rows, in_axes=(eqx.if_array(0), None))(self.networks, jnp.asarray(s))
+        per_network = eqx.filter_vmap(on_rows, in_axes=(eqx.if_array(0), None))(self.networks, jnp.asarray(s))
         return per_network.T
 
     def log_psi(self, s: jax.Array) -> jax.Array:

@@ -25,6 +25,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nirbench.models.layers import on_rows
+
 SPIN_FLIP_MODES = ("first", "average")
 AVERAGES = ("log", "amplitude")
 OUTPUT_HEADS = ("log", "signed")
@@ -113,6 +115,12 @@ class SpinFlipParity(eqx.Module):
     def __call__(self, s: jax.Array) -> jax.Array:
         s = jnp.asarray(s)
         return self._combine(self.net(s), self.net(-s))
+
+    def on_rows(self, rows: jax.Array) -> jax.Array:
+        """``rows`` ``(R, N)`` -> ``(R,)``: ``jax.vmap(self)(rows)``, with ``net`` on the batch of
+        each image (:func:`nirbench.models.layers.on_rows`)."""
+        rows = jnp.asarray(rows)
+        return jax.vmap(self._combine)(on_rows(self.net, rows), on_rows(self.net, -rows))
 
     def linear_layers(self):
         """``net``'s linear layers (each used on both images)."""
