@@ -8,11 +8,11 @@ import jax.numpy as jnp
 
 
 def layer_norm(norm: eqx.nn.LayerNorm, x: jax.Array, axis: int = -1) -> jax.Array:
-    """``norm`` (an ``eqx.nn.LayerNorm`` over one axis of length ``norm.shape``) applied along
+    """``norm`` (an ``eqx.nn.LayerNorm`` over one axis, ``norm.shape == (d,)``) applied along
     ``axis`` of ``x``, whatever the other axes: the maths of its ``__call__`` (mean, variance as
     the mean squared deviation, ``rsqrt(variance + eps)``, then weight and bias where it has them),
     without the ``vmap`` its ``__call__`` needs for a batch. ``x`` of any shape with
-    ``x.shape[axis] == norm.shape``; same shape out."""
+    ``x.shape[axis] == d``; same shape out."""
     mean = jnp.mean(x, axis=axis, keepdims=True)
     deviation = x - mean
     variance = jnp.mean(jnp.square(deviation), axis=axis, keepdims=True)

@@ -85,7 +85,7 @@ class MLP(eqx.Module):
         products whose output XLA transposes to ``(R, width)`` before the norm: 512 rows of the
         MLP 4 x 128 took 7.8 ms that way against 4.8 ms here, 16 rows 0.39 ms either way
         (float64, one core of a 2-core AMD EPYC; docs/benchmarks.md). Rows against the weights'
-        transpose (``(R, in) x (in, out)``) was as fast for 512 rows but 20 % slower inside
+        transpose (``(R, in) x (in, out)``) was as fast for 512 rows but 13-21 % slower inside
         Metropolis's loop over 16 chains.
         """
         return self._forward(jnp.asarray(rows).T, probes)
