@@ -35,6 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nirbench.models.layers import layer_norm
 from nirbench.models.mlp import _scaled_linear
 
 
@@ -132,11 +133,6 @@ def circular_conv(conv: eqx.nn.Conv2d, x: jax.Array) -> jax.Array:
     return out + conv.bias if conv.bias is not None else out
 
 
-def _site_norm(norm: eqx.nn.LayerNorm, x: jax.Array) -> jax.Array:
-    """Apply ``norm`` (over channels) at every site of ``x`` of shape ``(C, lx, ly)``."""
-    return jax.vmap(jax.vmap(norm, in_axes=1, out_axes=1), in_axes=2, out_axes=2)(x)
-
-
 class ResCNN(eqx.Module):
     """Translation-invariant residual CNN wave function ``s (N,) -> log psi(s)`` (complex).
 
@@ -165,7 +161,10 @@ class ResCNN(eqx.Module):
         self.output = _scaled_linear(eqx.nn.Linear(channels, 2, key=keys[-1]), final_scale)
 
     def _layer(self, i: int, x: jax.Array) -> jax.Array:
-        return jax.nn.gelu(_site_norm(self.norms[i], circular_conv(self.convs[i], x)))
+        # the norm over the channels (axis 0) at every site; as a double vmap of the norm's
+        # __call__ the J1-J2 recipe's symmetric NQS took 42 ms for 128 configurations (its
+        # gradient 220 ms) against 29 ms (140 ms) so (one core of a 2-core AMD EPYC)
+        return jax.nn.gelu(layer_norm(self.norms[i], circular_conv(self.convs[i], x), axis=0))
 
     def __call__(self, s: jax.Array) -> jax.Array:
         """``s`` of shape ``(N,)`` -> complex ``log psi(s)`` (shape ``()``)."""
